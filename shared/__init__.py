@@ -48,6 +48,8 @@ _EXPORTS = {
     "load_checkpoint": "ch05_pretraining.pretraining",
     "load_gpt2_weights": "ch05_pretraining.pretraining",
     "load_pretrained": "ch05_pretraining.pretraining",
+    "KVCache": "ch05_pretraining.pretraining",
+    "course_base_config": "ch05_pretraining.pretraining",
     # ch06
     "SpamDataset": "ch06_classification.classification",
     "calc_accuracy_loader": "ch06_classification.classification",
