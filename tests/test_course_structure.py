@@ -1,0 +1,111 @@
+"""The course's shape: notebooks export their modules, chapters layer, `shared` resolves."""
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import shared
+from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_path, stale_modules
+
+CHAPTER_MODULES = sorted(module_path(nb) for nb in chapter_notebooks())
+PLUMBING = sorted((REPO_ROOT / "shared").glob("*.py"))
+
+
+def chapter_number(module: str) -> int | None:
+    match = re.match(r"ch(\d\d)_", module)
+    return int(match.group(1)) if match else None
+
+
+def imported_chapters(path: Path) -> set[int]:
+    """Chapter numbers a source file imports, directly or through `from shared import NAME`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+            if node.module == "shared":
+                names = [shared._EXPORTS.get(alias.name, "") for alias in node.names]
+        else:
+            continue
+        found |= {n for n in map(chapter_number, names) if n is not None}
+    return found
+
+
+def test_every_chapter_has_a_module():
+    assert CHAPTER_MODULES, "no chapter notebook with export cells found"
+    for module in CHAPTER_MODULES:
+        assert module.exists(), f"{module} is missing: run `llm-course export`"
+
+
+def test_modules_match_their_notebooks():
+    assert stale_modules() == [], "run `llm-course export` and commit the result"
+
+
+def test_drift_check_catches_an_edited_export_cell(tmp_path):
+    """Copy a chapter, change one exported line in the notebook: the check must flag it."""
+    source = chapter_notebooks()[0]
+    chapter = tmp_path / source.parent.name
+    shutil.copytree(source.parent, chapter)
+    assert stale_modules(tmp_path) == []
+    notebook = chapter / source.name
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).startswith(MARKER))
+    cell["source"] = "".join(cell["source"]) + "\n# an edit the module has not seen\n"
+    notebook.write_text(json.dumps(nb), encoding="utf-8")
+    assert stale_modules(tmp_path) == [chapter / f"{source.stem}.py"]
+    export(tmp_path)
+    assert stale_modules(tmp_path) == []
+    assert "# an edit the module has not seen" in (chapter / f"{source.stem}.py").read_text()
+
+
+def test_cli_export_check_is_clean():
+    result = subprocess.run([sys.executable, "-m", "shared.cli", "export", "--check"],
+                            capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module", CHAPTER_MODULES, ids=lambda p: p.parent.name)
+def test_chapters_import_only_earlier_chapters(module):
+    own = chapter_number(module.parent.name)
+    later = {n for n in imported_chapters(module) if n >= own}
+    assert not later, f"{module.name} imports chapter(s) {sorted(later)}; a chapter may use only earlier ones"
+
+
+@pytest.mark.parametrize("module", PLUMBING, ids=lambda p: p.name)
+def test_plumbing_imports_no_chapter(module):
+    if module.name == "__init__.py":
+        pytest.skip("the lazy re-export table names chapters as strings only")
+    assert imported_chapters(module) == set()
+
+
+@pytest.mark.parametrize("module", CHAPTER_MODULES, ids=lambda p: p.parent.name)
+def test_chapter_module_imports_alone(module):
+    """A fresh interpreter can import each chapter module by itself (no import cycles)."""
+    name = f"{module.parent.name}.{module.stem}"
+    result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
+                            cwd=REPO_ROOT.parent, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_public_name_resolves():
+    for name, module in shared._EXPORTS.items():
+        assert getattr(shared, name) is not None, f"shared.{name} ({module})"
+
+
+def test_unknown_public_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'GPTModle'"):
+        shared.GPTModle  # noqa: B018
+
+
+def test_importing_shared_loads_no_chapter():
+    code = "import sys, shared; print(sorted(m for m in sys.modules if m.startswith('ch0')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT.parent)
+    assert result.stdout.strip() == "[]", result.stderr
