@@ -1,0 +1,1 @@
+"""Chapter 3 — Coding attention: from a dot product to multi-head causal attention"""
