@@ -89,11 +89,13 @@ def test_plumbing_imports_no_chapter(module):
 
 
 @pytest.mark.parametrize("module", CHAPTER_MODULES, ids=lambda p: p.parent.name)
-def test_chapter_module_imports_alone(module):
-    """A fresh interpreter can import each chapter module by itself (no import cycles)."""
+def test_chapter_module_imports_alone(module, tmp_path):
+    """A fresh interpreter can import each chapter module by itself (no import cycles).
+
+    It runs in an empty folder, so only the installed course is on the path."""
     name = f"{module.parent.name}.{module.stem}"
     result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
-                            cwd=REPO_ROOT.parent, env=os.environ, timeout=300)
+                            cwd=tmp_path, env=os.environ, timeout=300)
     assert result.returncode == 0, result.stderr
 
 
@@ -107,7 +109,7 @@ def test_unknown_public_name_is_an_attribute_error():
         shared.GPTModle  # noqa: B018
 
 
-def test_importing_shared_loads_no_chapter():
+def test_importing_shared_loads_no_chapter(tmp_path):
     code = "import sys, shared; print(sorted(m for m in sys.modules if m.startswith('ch0')))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT.parent)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.stdout.strip() == "[]", result.stderr

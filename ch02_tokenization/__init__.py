@@ -1,0 +1,1 @@
+"""Chapter 2 — Working with text: tokens, windows and embeddings"""
