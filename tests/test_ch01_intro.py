@@ -11,13 +11,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from ch01_intro.checks import check_exercise_1, check_exercise_2, check_exercise_3, check_exercise_4
 from ch01_intro.intro import (
     GPT3_TRAINING_MIX,
     GPT3_TRAINING_TOKENS,
-    check_exercise_1,
-    check_exercise_2,
-    check_exercise_3,
-    check_exercise_4,
     count_gpt_parameters,
     gpt_parameter_breakdown,
     training_flops,
