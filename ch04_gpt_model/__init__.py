@@ -1,0 +1,1 @@
+"""Chapter 4 — Implementing a GPT model from scratch"""

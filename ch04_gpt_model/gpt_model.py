@@ -1,0 +1,320 @@
+# GENERATED from gpt_model.ipynb by `llm-course export`. Do not edit by hand:
+# change the notebook's `#| export` cells and run `llm-course export` again.
+"""Chapter 4 — Implementing a GPT model from scratch"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from shared import MultiHeadAttention
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """The hyperparameters that fix a GPT model's shape (frozen: make variants with
+    ``dataclasses.replace(cfg, drop_rate=0.0)``).
+
+    vocab_size:     number of token ids the model reads and predicts (GPT-2's BPE: 50,257).
+    context_length: the most tokens the model can see at once (rows of the position embedding).
+    emb_dim:        width of every token vector inside the model.
+    n_heads:        attention heads per block; each gets emb_dim // n_heads features.
+    n_layers:       number of transformer blocks stacked on top of each other.
+    drop_rate:      dropout probability on embeddings, attention weights and shortcut branches.
+    qkv_bias:       whether the query/key/value projections have a bias (GPT-2: yes).
+    use_sdpa:       compute attention with PyTorch's fused kernel (same result, faster).
+    """
+
+    vocab_size: int = 50257
+    context_length: int = 1024
+    emb_dim: int = 768
+    n_heads: int = 12
+    n_layers: int = 12
+    drop_rate: float = 0.1
+    qkv_bias: bool = False
+    use_sdpa: bool = False
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.emb_dim % self.n_heads != 0:
+            nearest = self.n_heads * max(1, round(self.emb_dim / self.n_heads))
+            raise ValueError(
+                f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads}) so that every "
+                f"head gets emb_dim // n_heads features: use e.g. emb_dim={nearest}"
+            )
+        drop = self.drop_rate
+        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1:
+            raise ValueError(f"GPTConfig.drop_rate must be a number in [0, 1), got {drop!r}")
+        for name in ("qkv_bias", "use_sdpa"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+
+# The four sizes OpenAI released (Radford et al., 2019). All read GPT-2's 50,257-token
+# vocabulary, see 1,024 tokens and use biases in the query/key/value projections.
+GPT_CONFIGS = {
+    "gpt2-small (124M)": GPTConfig(emb_dim=768, n_layers=12, n_heads=12, qkv_bias=True),
+    "gpt2-medium (355M)": GPTConfig(emb_dim=1024, n_layers=24, n_heads=16, qkv_bias=True),
+    "gpt2-large (774M)": GPTConfig(emb_dim=1280, n_layers=36, n_heads=20, qkv_bias=True),
+    "gpt2-xl (1558M)": GPTConfig(emb_dim=1600, n_layers=48, n_heads=25, qkv_bias=True),
+}
+
+class LayerNorm(nn.Module):
+    """Normalise each token vector to mean 0 and variance 1, then rescale and shift it.
+
+    x (..., emb_dim) -> same shape. The statistics are taken over the last dimension only,
+    so every token is normalised on its own. ``scale`` and ``shift`` (emb_dim,) are learned
+    and start as the identity, letting training undo the normalisation where it hurts. The
+    variance divides by emb_dim (not emb_dim - 1), as GPT-2 and ``torch.nn.LayerNorm`` do;
+    ``eps`` keeps the division finite for a constant vector.
+    """
+
+    def __init__(self, emb_dim, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)                  # (..., 1)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)    # (..., 1)
+        x_hat = (x - mean) / torch.sqrt(var + self.eps)
+        return self.scale * x_hat + self.shift
+
+class GELU(nn.Module):
+    """The GELU activation in its tanh approximation, the form GPT-2 was trained with.
+
+    Elementwise: x (any shape) -> same shape. Close to ReLU for large |x|, but smooth,
+    and slightly negative for small negative inputs.
+    """
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+class FeedForward(nn.Module):
+    """The per-token MLP of a transformer block: widen 4x, GELU, project back.
+
+    x (batch, num_tokens, emb_dim) -> (batch, num_tokens, emb_dim). Every token goes
+    through the same two linear layers independently; the 4 * emb_dim hidden layer is
+    where most of a GPT's parameters live.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
+            GELU(),
+            nn.Linear(4 * cfg.emb_dim, cfg.emb_dim),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+class TransformerBlock(nn.Module):
+    """One GPT-2 block: pre-LayerNorm attention and feed-forward, each wrapped in a shortcut.
+
+    x (batch, num_tokens, emb_dim) -> same shape:
+        x = x + dropout(attention(norm1(x)))
+        x = x + dropout(feed_forward(norm2(x)))
+    ``cache`` (chapter 5's key/value cache) is handed to the attention layer unchanged.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.norm1 = LayerNorm(cfg.emb_dim)
+        self.att = MultiHeadAttention(
+            d_in=cfg.emb_dim,
+            d_out=cfg.emb_dim,
+            context_length=cfg.context_length,
+            dropout=cfg.drop_rate,
+            num_heads=cfg.n_heads,
+            qkv_bias=cfg.qkv_bias,
+            use_sdpa=cfg.use_sdpa,
+        )
+        self.norm2 = LayerNorm(cfg.emb_dim)
+        self.ff = FeedForward(cfg)
+        self.drop_shortcut = nn.Dropout(cfg.drop_rate)
+
+    def forward(self, x, cache=None):
+        x = x + self.drop_shortcut(self.att(self.norm1(x), cache=cache))
+        x = x + self.drop_shortcut(self.ff(self.norm2(x)))
+        return x
+
+class GPTModel(nn.Module):
+    """A GPT-2-style language model: token ids -> next-token logits at every position.
+
+    idx (batch, num_tokens) int64 -> logits (batch, num_tokens, vocab_size).
+    Token embedding + position embedding -> dropout -> n_layers TransformerBlocks ->
+    final LayerNorm -> linear output head. The head is a separate matrix ("untied");
+    GPT-2 shares it with the token embedding, which ``model.out_head.weight =
+    model.tok_emb.weight`` reproduces.
+
+    ``forward(idx, cache=None)``: with a key/value cache (chapter 5), ``idx`` holds only
+    the new tokens; their positions start at ``cache.length`` and the model calls
+    ``cache.advance(num_tokens)`` once every block has stored its keys and values.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        if not isinstance(cfg, GPTConfig):
+            raise TypeError(f"GPTModel needs a GPTConfig, got {type(cfg).__name__}: use GPTConfig(...) or GPT_CONFIGS[name]")
+        self.config = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        self.drop_emb = nn.Dropout(cfg.drop_rate)
+        self.trf_blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = LayerNorm(cfg.emb_dim)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+
+    def forward(self, idx, cache=None):
+        if idx.dim() != 2:
+            raise ValueError(
+                f"idx must have shape (batch, num_tokens), got {idx.dim()}-D shape {tuple(idx.shape)}: "
+                "for a single sequence use idx.unsqueeze(0)"
+            )
+        num_tokens = idx.shape[1]
+        start = cache.length if cache is not None else 0
+        context_length = self.config.context_length
+        if num_tokens == 0:
+            raise ValueError("idx holds no tokens: pass at least one token id per sequence")
+        if cache is None and num_tokens > context_length:
+            raise ValueError(
+                f"input has {num_tokens} tokens but the model's context_length is {context_length}: "
+                f"keep only the last {context_length} tokens (generate_text_simple does this) "
+                "or build the model with a larger context_length"
+            )
+        if start + num_tokens > context_length:
+            raise ValueError(
+                f"{start} cached + {num_tokens} new tokens = {start + num_tokens} positions, more than "
+                f"the model's context_length {context_length}: start a fresh cache from the last "
+                f"{context_length} tokens or fewer"
+            )
+        positions = torch.arange(start, start + num_tokens, device=idx.device)  # (num_tokens,)
+        x = self.tok_emb(idx) + self.pos_emb(positions)  # (batch, num_tokens, emb_dim)
+        x = self.drop_emb(x)
+        for block in self.trf_blocks:
+            x = block(x, cache=cache)
+        logits = self.out_head(self.final_norm(x))  # (batch, num_tokens, vocab_size)
+        if cache is not None:
+            cache.advance(num_tokens)
+        return logits
+
+def count_parameters(module):
+    """Number of trainable numbers in ``module``; a tensor shared by two layers counts once."""
+    return sum(p.numel() for p in module.parameters())
+
+def generate_text_simple(model, idx, max_new_tokens, context_size):
+    """Extend every sequence in ``idx`` by ``max_new_tokens`` greedily chosen tokens.
+
+    idx (batch, num_tokens) int64 -> (batch, num_tokens + max_new_tokens). At each step
+    the model sees only the last ``context_size`` tokens (a longer prompt is cropped,
+    never an error), and the id with the largest logit at the last position is appended.
+    Greedy decoding is deterministic once dropout is off: call ``model.eval()`` first.
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
+        raise ValueError(f"context_size must be a positive integer, got {context_size!r}")
+    for _ in range(max_new_tokens):
+        context = idx[:, -context_size:]  # (batch, <= context_size)
+        with torch.no_grad():
+            logits = model(context)  # (batch, T, vocab_size)
+        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (batch, 1)
+        idx = torch.cat([idx, next_id], dim=1)
+    return idx
+
+def _report(problems):
+    print("Correct!" if not problems else "Not yet:\n- " + "\n- ".join(problems))
+
+
+def check_exercise_1(att_params, ff_params):
+    """Exercise 1: parameters of one gpt2-medium block's ``att`` and ``ff`` layers."""
+    if att_params is None or ff_params is None:
+        print("Not answered yet: set att_params and ff_params to your two numbers.")
+        return
+    with torch.device("meta"):  # shapes only, no memory
+        block = TransformerBlock(GPT_CONFIGS["gpt2-medium (355M)"])
+    problems = []
+    if att_params != count_parameters(block.att):
+        problems.append(
+            f"att_params = {att_params:,} is off by {att_params - count_parameters(block.att):+,}: count "
+            "W_query, W_key, W_value (GPT-2 gives them biases) and out_proj (always has a bias)"
+        )
+    if ff_params != count_parameters(block.ff):
+        problems.append(
+            f"ff_params = {ff_params:,} is off by {ff_params - count_parameters(block.ff):+,}: "
+            "two Linear layers, emb_dim -> 4*emb_dim -> emb_dim, each with a bias"
+        )
+    _report(problems)
+
+
+def check_exercise_2(count_fn):
+    """Exercise 2: ``count_fn(config, tied)`` must equal the real count for many configs."""
+    configs = {**GPT_CONFIGS, "GPTConfig()": GPTConfig(),
+               "a tiny config": GPTConfig(vocab_size=1000, context_length=64, emb_dim=48, n_heads=4, n_layers=3)}
+    problems = []
+    for name, config in configs.items():
+        with torch.device("meta"):
+            model = GPTModel(config)
+        for tied in (False, True):
+            if tied:
+                model.out_head.weight = model.tok_emb.weight
+            expected, got = count_parameters(model), count_fn(config, tied=tied)
+            if got is None:
+                print("Not answered yet: count_fn returned None.")
+                return
+            if got != expected:
+                problems.append(f"{name}, tied={tied}: you get {got:,}, the model has {expected:,} ({got - expected:+,})")
+    _report(problems)
+
+
+def check_exercise_3(rmsnorm_cls):
+    """Exercise 3: ``rmsnorm_cls(emb_dim)`` must match ``torch.nn.RMSNorm(emb_dim, eps=1e-5)``."""
+    if rmsnorm_cls is None:
+        print("Not answered yet: set RMSNorm to your class.")
+        return
+    generator = torch.Generator().manual_seed(0)
+    norm = rmsnorm_cls(16)
+    names = sorted(name for name, _ in norm.named_parameters())
+    if names != ["scale"]:
+        _report([f"RMSNorm should have one parameter, scale (no shift); it has {names}"])
+        return
+    reference = nn.RMSNorm(16, eps=1e-5)
+    with torch.no_grad():
+        norm.scale.copy_(torch.rand(16, generator=generator) + 0.5)
+        reference.weight.copy_(norm.scale)
+    problems = []
+    for label, x in [("ordinary input", 3 * torch.randn(2, 3, 16, generator=generator) + 1),
+                     ("tiny input, where eps matters", 1e-3 * torch.randn(2, 3, 16, generator=generator))]:
+        with torch.no_grad():
+            got, expected = norm(x), reference(x)
+        # float32 rounding of the same formula stays far below 1e-5 relative
+        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-5, atol=1e-6):
+            problems.append(f"{label}: output differs from torch.nn.RMSNorm (check the mean of squares, eps=1e-5, scale)")
+    _report(problems)
+
+
+def check_exercise_4(generate_fn):
+    """Exercise 4: ``generate_fn(model, idx, max_new_tokens, context_size, eos_id)`` stops after eos_id."""
+    config = GPTConfig(vocab_size=50, context_length=8, emb_dim=32, n_heads=4, n_layers=2)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
+        torch.manual_seed(0)
+        model = GPTModel(config).eval()
+    prompt = torch.tensor([[1, 2, 3]])
+    full = generate_text_simple(model, prompt, max_new_tokens=12, context_size=8)
+    new = full[0, 3:].tolist()
+    stop = new[5]
+    absent = next(i for i in range(config.vocab_size) if i not in new)
+    cases = [(stop, full[:, : 3 + new.index(stop) + 1], f"eos_id={stop} (generated)"),
+             (absent, full, f"eos_id={absent} (never generated)")]
+    problems = []
+    for eos_id, expected, label in cases:
+        got = generate_fn(model, prompt, 12, 8, eos_id)
+        if got is None:
+            print("Not answered yet: your function returned None.")
+            return
+        if got.shape != expected.shape or not torch.equal(got, expected):
+            problems.append(f"{label}: expected {expected.tolist()}, got {got.tolist()}")
+    _report(problems)
