@@ -17,10 +17,9 @@ from ch04_gpt_model.gpt_model import (
     FeedForward,
     LayerNorm,
     TransformerBlock,
-    check_exercise_1,
-    check_exercise_2,
     count_parameters,
 )
+from ch04_gpt_model.checks import check_exercise_1, check_exercise_2
 
 TINY = GPTConfig(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0, qkv_bias=True)
 
