@@ -22,6 +22,7 @@ _EXPORTS = {
     "ChecksumError": "shared.data",
     "FetchError": "shared.data",
     "gpt2_encoding": "shared.data",
+    "atomic_write": "shared.files",
     # ch01
     "count_gpt_parameters": "ch01_intro.intro",
     # ch02

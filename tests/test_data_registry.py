@@ -219,3 +219,24 @@ def test_gpt2_encoding_works_offline_from_the_registry(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[15496, 11, 995]"  # tiktoken's documented ids for this string
     assert len(list((tmp_path / "cache" / "tiktoken").iterdir())) == 2
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temp(tmp_path):
+    from shared import atomic_write
+
+    target = tmp_path / "sub" / "out.json"
+    atomic_write(target, "first")
+    atomic_write(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
+def test_interrupted_atomic_write_keeps_the_previous_file(tmp_path):
+    from shared import atomic_write
+
+    target = tmp_path / "out.txt"
+    atomic_write(target, "good")
+    with pytest.raises(TypeError):
+        atomic_write(target, 12345)  # fails mid-write: not bytes or text
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
