@@ -38,7 +38,36 @@ _EXPORTS = {
     "GPT_CONFIGS": "ch04_gpt_model.gpt_model",
     "GPTModel": "ch04_gpt_model.gpt_model",
     "generate_text_simple": "ch04_gpt_model.gpt_model",
-    # chapters 5-7 add their names here as they land
+    # ch05
+    "text_to_token_ids": "ch05_pretraining.pretraining",
+    "token_ids_to_text": "ch05_pretraining.pretraining",
+    "calc_loss_batch": "ch05_pretraining.pretraining",
+    "calc_loss_loader": "ch05_pretraining.pretraining",
+    "train_model": "ch05_pretraining.pretraining",
+    "sample_next_token": "ch05_pretraining.pretraining",
+    "generate": "ch05_pretraining.pretraining",
+    "KVCache": "ch05_pretraining.pretraining",
+    "save_checkpoint": "ch05_pretraining.pretraining",
+    "load_checkpoint": "ch05_pretraining.pretraining",
+    "load_gpt2_weights": "ch05_pretraining.pretraining",
+    "load_pretrained": "ch05_pretraining.pretraining",
+    "course_base_config": "ch05_pretraining.pretraining",
+    # ch06
+    "CLASS_NAMES": "ch06_classification.classification",
+    "prepare_spam_splits": "ch06_classification.classification",
+    "SpamDataset": "ch06_classification.classification",
+    "prepare_for_classification": "ch06_classification.classification",
+    "calc_accuracy_loader": "ch06_classification.classification",
+    "train_classifier": "ch06_classification.classification",
+    "classify_text": "ch06_classification.classification",
+    # ch07
+    "FINETUNE_SETTINGS": "ch07_instruction.instruction",
+    "format_input": "ch07_instruction.instruction",
+    "InstructionDataset": "ch07_instruction.instruction",
+    "instruction_collate": "ch07_instruction.instruction",
+    "extract_response": "ch07_instruction.instruction",
+    "load_instruction_model": "ch07_instruction.instruction",
+    "chat_loop": "ch07_instruction.instruction",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,159 @@
+"""Self-checks for the chapter 5 exercises (used by pretraining.ipynb and solutions.ipynb).
+
+Each ``check_exercise_N(answer)`` prints ``Correct!`` or says what is off. A check never
+raises on a wrong answer: it explains, so the reader can try again. Expected answers come
+from the exercise's statement or from the chapter's own code (``top_k_filter``, ``KVCache``,
+``load_gpt2_weights``), not from stored numbers.
+"""
+
+import math
+
+import torch
+
+from ch05_pretraining.pretraining import KVCache, load_gpt2_weights, top_k_filter
+from shared import GPTConfig, GPTModel
+
+
+def _call(fn, *args):
+    """``(True, fn(*args))``, or a printed explanation and ``(False, None)`` if it raises."""
+    try:
+        return True, fn(*args)
+    except Exception as error:  # the reader's code: report, don't crash the notebook
+        print(f"Your function raised {type(error).__name__}: {error}")
+        return False, None
+
+
+def _not_answered(answer):
+    if answer is None:
+        print("Not answered yet: replace the `None` / fill in the function, then run the check again.")
+        return True
+    return False
+
+
+def check_exercise_1(loss, perplexity):
+    """Cross-entropy and perplexity of the target probabilities 0.5, 0.25, 0.8, 0.1."""
+    if _not_answered(loss) or _not_answered(perplexity):
+        return
+    probs = [0.5, 0.25, 0.8, 0.1]
+    expected = -sum(math.log(p) for p in probs) / len(probs)
+    if abs(loss - expected) > 1e-4:
+        if abs(loss - expected / math.log(2)) < 1e-4 or abs(loss - expected / math.log(10)) < 1e-4:
+            print("Close: use the natural logarithm (math.log), as PyTorch's cross_entropy does.")
+        elif abs(loss + expected) < 1e-4:
+            print("Sign error: the loss is the *negative* mean log-probability (it is positive).")
+        else:
+            print(f"loss = {loss} is not right: average -ln(p) over the four probabilities.")
+        return
+    if abs(perplexity - math.exp(expected)) > 1e-3 * math.exp(expected):
+        print(f"The loss is right; the perplexity is exp(loss), not {perplexity}.")
+        return
+    print(f"Correct! Perplexity {perplexity:.2f}: as unsure as a uniform choice among about "
+          f"{round(perplexity)} tokens.")
+
+
+def check_exercise_2(my_top_k):
+    """``my_top_k(logits, k)`` must keep exactly the k largest entries of every row."""
+    generator = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(10, generator=generator), 3), (torch.randn(4, 50, generator=generator), 1),
+             (torch.randn(2, 3, 20, generator=generator), 7), (torch.randn(5, 8, generator=generator), 8)]
+    for logits, k in cases:
+        ok, got = _call(my_top_k, logits.clone(), k)
+        if not ok or _not_answered(got):
+            return
+        expected = top_k_filter(logits, k)
+        if not isinstance(got, torch.Tensor) or got.shape != logits.shape:
+            print(f"Return a tensor of the input's shape {tuple(logits.shape)}.")
+            return
+        if not torch.equal(got, expected):
+            kept = torch.isfinite(got).sum(dim=-1).flatten().tolist()
+            print(f"For shape {tuple(logits.shape)}, k={k}: rows keep {kept} entries, each should keep {k} "
+                  "unchanged and the rest should be -inf.")
+            return
+    print("Correct!")
+
+
+def check_exercise_3(warmup_linear):
+    """Linear warmup, then a straight line to min_lr at step total_steps - 1."""
+    for total, peak, warmup, floor in [(100, 1.0, 10, 0.1), (50, 3e-3, 0, 3e-4), (20, 2.0, 5, 0.0)]:
+        for step in range(total):
+            if step < warmup:
+                expected = peak * (step + 1) / warmup
+            else:
+                expected = peak + (floor - peak) * (step - warmup) / (total - 1 - warmup)
+            ok, got = _call(warmup_linear, step, total, peak, warmup, floor)
+            if not ok or _not_answered(got):
+                return
+            if not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
+                print(f"total_steps={total}, peak_lr={peak}, warmup_steps={warmup}, min_lr={floor}: "
+                      f"step {step} should get {expected:.6g}, yours gives {got:.6g}.")
+                return
+    print("Correct!")
+
+
+def check_exercise_4(kv_cache_bytes):
+    """Bytes of keys + values for a config, compared with what KVCache allocates."""
+    for config, batch, tokens in [(GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2), 1, 16),
+                                  (GPTConfig(vocab_size=50, context_length=12, emb_dim=24, n_heads=2, n_layers=3), 3, 12)]:
+        torch.manual_seed(0)
+        model = GPTModel(config).eval()
+        cache = KVCache(tokens)
+        with torch.no_grad():
+            model(torch.zeros(batch, tokens, dtype=torch.long), cache=cache)
+        allocated = sum(t.numel() * t.element_size() for store in (cache._keys, cache._values) for t in store.values())
+        ok, got = _call(kv_cache_bytes, config, batch, tokens)
+        if not ok or _not_answered(got):
+            return
+        if got != allocated:
+            print(f"{config.n_layers} layers, emb_dim {config.emb_dim}, batch {batch}, {tokens} tokens: "
+                  f"KVCache allocates {allocated:,} bytes, you compute {got:,}.")
+            return
+    ok, half = _call(kv_cache_bytes, GPTConfig(), 1, 1024, 2)
+    if ok and half is not None:
+        xl = GPTConfig(emb_dim=1600, n_heads=25, n_layers=48)
+        print(f"Correct! GPT-2 small at 1,024 tokens in 16-bit: {half / 2**20:.0f} MiB per sequence; "
+              f"GPT-2 XL in float32: {kv_cache_bytes(xl, 1, 1024) / 2**20:.0f} MiB.")
+
+
+def _tiny_gpt2_names():
+    config = GPTConfig(vocab_size=50, context_length=8, emb_dim=8, n_heads=2, n_layers=2, qkv_bias=True)
+    names = ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]
+    for i in range(2):
+        for part in ["ln_1", "ln_2", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]:
+            names += [f"h.{i}.{part}.weight", f"h.{i}.{part}.bias"]
+    return config, names
+
+
+def check_exercise_5(course_name):
+    """``course_name(hf_name) -> (name, transpose)``, checked by loading marked weights."""
+    config, names = _tiny_gpt2_names()
+    model = GPTModel(config)
+    shapes = {"wte.weight": (50, 8), "wpe.weight": (8, 8)}
+    d = config.emb_dim
+    state = {}
+    for i in range(config.n_layers):  # GPT-2 shapes (Conv1D weights are (in, out))
+        shapes |= {f"h.{i}.attn.c_attn.weight": (d, 3 * d), f"h.{i}.attn.c_attn.bias": (3 * d,),
+                   f"h.{i}.attn.c_proj.weight": (d, d), f"h.{i}.mlp.c_fc.weight": (d, 4 * d),
+                   f"h.{i}.mlp.c_fc.bias": (4 * d,), f"h.{i}.mlp.c_proj.weight": (4 * d, d)}
+    generator = torch.Generator().manual_seed(0)
+    for name in names + [f"h.{i}.attn.c_attn.{p}" for i in range(2) for p in ("weight", "bias")]:
+        state[name] = torch.randn(shapes.get(name, (d,)), generator=generator)
+    load_gpt2_weights(model, state)
+    params = dict(model.named_parameters())
+    for hf_name in names:
+        ok, got = _call(course_name, hf_name)
+        if not ok or _not_answered(got):
+            return
+        if not (isinstance(got, tuple) and len(got) == 2):
+            print(f"course_name({hf_name!r}) should return a pair (name, transpose), got {got!r}.")
+            return
+        name, transpose = got
+        if name not in params:
+            print(f"course_name({hf_name!r}) gives {name!r}, which is not a GPTModel parameter "
+                  "(see [n for n, _ in model.named_parameters()]).")
+            return
+        source = state[hf_name].T if transpose else state[hf_name]
+        if params[name].shape != source.shape or not torch.equal(params[name].detach(), source):
+            print(f"course_name({hf_name!r}) = {got!r} is not where the loader puts that tensor "
+                  "(check the name, and whether a Conv1D weight needs transposing).")
+            return
+    print("Correct!")

@@ -1,0 +1,1 @@
+"""Chapter 6 — Fine-tuning for classification: an SMS spam filter"""

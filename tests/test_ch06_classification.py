@@ -1,0 +1,312 @@
+"""Chapter 6: the spam data pipeline, SpamDataset, the classifier surgery, training and inference.
+
+Model tests use a tiny random GPTModel, so they need neither course-base nor GPT-2 weights.
+The data tests read the SMS Spam Collection through ``fetch`` (cache or mirror).
+"""
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from ch06_classification.classification import (
+    CLASS_NAMES, SpamDataset, balance_classes, calc_accuracy_loader, calc_class_loss_loader,
+    SPAM_SETTINGS, classify_text, confusion_matrix, load_sms_spam, pad_or_truncate, predict_loader,
+    prepare_for_classification, prepare_spam_splits, split_dataset, train_classifier,
+)
+from shared import GPTConfig, GPTModel, fetch, gpt2_encoding, set_seed
+
+TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+
+
+class WordTokenizer:
+    """A hand-made tokenizer: each whitespace-separated word is one id from a fixed table."""
+
+    vocab = {"win": 1, "cash": 2, "now": 3, "see": 4, "you": 5, "at": 6, "lunch": 7, "free": 8, "prize": 9}
+
+    def encode(self, text):
+        return [self.vocab[word] for word in text.split()]
+
+
+@pytest.fixture(scope="module")
+def sms():
+    return load_sms_spam()
+
+
+# --- data -----------------------------------------------------------------------------------
+
+def test_raw_file_has_the_documented_counts(sms):
+    # 4,827 ham + 747 spam is the data set's own documentation (UCI readme), one row per line.
+    assert Counter(sms["label"]) == {"ham": 4827, "spam": 747}
+    with open(fetch("sms-spam-collection"), encoding="utf-8") as f:
+        assert len(sms) == sum(1 for _ in f)
+
+
+def test_default_csv_quoting_would_merge_rows():
+    # The pitfall the chapter shows: with CSV quoting, an unclosed quote swallows later lines.
+    naive = pd.read_csv(fetch("sms-spam-collection"), sep="\t", header=None, names=["label", "text"])
+    assert len(naive) < 5574
+    assert naive["text"].str.contains("\n").any()
+
+
+def test_balanced_subset_is_747_each_and_seeded(sms):
+    balanced = balance_classes(sms, seed=123)
+    assert Counter(balanced["label"]) == {"ham": 747, "spam": 747}
+    assert balanced.equals(balance_classes(sms, seed=123))
+    other = balance_classes(sms, seed=7)
+    ham = lambda df: set(df.loc[df["label"] == "ham", "text"])
+    assert ham(other) != ham(balanced)
+    # every chosen row is a real row of the collection
+    assert set(map(tuple, balanced.values)) <= set(map(tuple, sms.values))
+
+
+def test_split_sizes_disjoint_and_reproducible(sms):
+    balanced = balance_classes(sms, seed=123)
+    train, val, test = split_dataset(balanced, seed=123)
+    # 70 / 10 / 20 of 1,494 rows: int(1494 * 0.7) = 1045, int(1494 * 0.1) = 149, the rest 300
+    assert (len(train), len(val), len(test)) == (1045, 149, 300)
+    # the three splits together are exactly the balanced rows (as a multiset)
+    rows = lambda df: Counter(map(tuple, df[["label", "text"]].values))
+    assert rows(train) + rows(val) + rows(test) == rows(balanced)
+    texts = [set(s["text"]) for s in (train, val, test)]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+    again = split_dataset(balanced, seed=123)
+    assert all(a.equals(b) for a, b in zip((train, val, test), again))
+    assert not split_dataset(balanced, seed=1)[2].equals(test)
+
+
+def test_split_keeps_copies_together_on_a_hand_made_frame():
+    texts = ["a"] * 3 + ["b"] * 2 + [f"single {i}" for i in range(15)]
+    df = pd.DataFrame({"label": ["spam"] * 5 + ["ham"] * 15, "text": texts})
+    for seed in range(10):
+        parts = split_dataset(df, train_frac=0.5, val_frac=0.25, seed=seed)
+        assert [len(p) for p in parts] == [10, 5, 5]
+        for text, copies in [("a", 3), ("b", 2)]:
+            assert sorted((p["text"] == text).sum() for p in parts) == [0, 0, copies]
+
+
+def test_split_rejects_bad_fractions():
+    df = pd.DataFrame({"label": ["ham"] * 10, "text": [str(i) for i in range(10)]})
+    with pytest.raises(ValueError, match="train_frac"):
+        split_dataset(df, train_frac=0.8, val_frac=0.3)
+
+
+def test_prepare_spam_splits_writes_readable_csvs(tmp_path, sms):
+    paths = prepare_spam_splits(seed=123, folder=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv", "validation.csv"]  # no temp files left
+    expected = split_dataset(balance_classes(sms, seed=123), seed=123)
+    for name, split in zip(["train", "validation", "test"], expected):
+        assert pd.read_csv(paths[name], keep_default_na=False).equals(split)  # exact round trip
+
+
+def test_prepare_spam_splits_defaults_to_the_course_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_COURSE_CACHE", str(tmp_path))
+    paths = prepare_spam_splits()
+    assert paths["train"] == tmp_path / "sms_spam" / "train.csv" and paths["train"].exists()
+
+
+# --- SpamDataset ----------------------------------------------------------------------------
+
+def frame(*rows):
+    return pd.DataFrame(rows, columns=["label", "text"])
+
+
+def test_pads_to_the_longest_message_with_endoftext():
+    ds = SpamDataset(frame(("spam", "win cash now"), ("ham", "see you")), WordTokenizer())
+    assert ds.max_length == 3
+    assert ds.input_ids.tolist() == [[1, 2, 3], [4, 5, 50256]]
+    assert ds.labels.tolist() == [1, 0]
+    ids, label = ds[1]
+    assert ids.dtype == torch.int64 and label.item() == CLASS_NAMES.index("ham")
+
+
+def test_given_max_length_pads_and_truncates():
+    ds = SpamDataset(frame(("spam", "win cash now free prize"), ("ham", "see")), WordTokenizer(), max_length=3)
+    assert ds.input_ids.tolist() == [[1, 2, 3], [4, 50256, 50256]]
+    assert pad_or_truncate([7, 8], 4, pad_token_id=0) == [7, 8, 0, 0]
+
+
+def test_real_gpt2_tokens_and_padding():
+    ds = SpamDataset(frame(("ham", "Hello world"), ("spam", "Hello")), gpt2_encoding(), max_length=4)
+    # GPT-2's ids: "Hello" = 15496, " world" = 995; <|endoftext|> = 50256
+    assert ds.input_ids.tolist() == [[15496, 995, 50256, 50256], [15496, 50256, 50256, 50256]]
+
+
+def test_reads_a_csv_path(tmp_path):
+    path = tmp_path / "d.csv"
+    frame(("ham", "NA"), ("spam", "win")).to_csv(path, index=False)
+    ds = SpamDataset(path, gpt2_encoding())
+    assert len(ds) == 2 and ds.labels.tolist() == [0, 1]  # "NA" is a message, not a missing value
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_message_is_an_error(text):
+    with pytest.raises(ValueError, match="empty message"):
+        SpamDataset(frame(("ham", "see you"), ("spam", text)), WordTokenizer())
+
+
+def test_unknown_label_is_an_error():
+    with pytest.raises(ValueError, match="unknown label"):
+        SpamDataset(frame(("junk", "win")), WordTokenizer())
+
+
+def test_max_length_beyond_the_context_is_an_error_naming_both():
+    with pytest.raises(ValueError, match=r"max_length 20 .* context_length 16"):
+        SpamDataset(frame(("ham", "see you")), WordTokenizer(), max_length=20, context_length=16)
+
+
+def test_message_longer_than_the_context_needs_explicit_truncation():
+    long = frame(("spam", " ".join(["win"] * 20)), ("ham", "see you"))
+    with pytest.raises(ValueError, match=r"20 tokens .* context_length is 16.*max_length=16"):
+        SpamDataset(long, WordTokenizer(), context_length=16)
+    ds = SpamDataset(long, WordTokenizer(), max_length=16, context_length=16)
+    assert ds.input_ids.tolist()[0] == [1] * 16
+
+
+# --- the classifier -------------------------------------------------------------------------
+
+def block_param_count(emb, qkv_bias):
+    """Parameters of one GPT-2 block, from the architecture (not from the code under test):
+    attention 3 E^2 (+3E biases) + out_proj E^2 + E; feed-forward 8 E^2 + 5E; two layer norms 4E."""
+    return 12 * emb * emb + 10 * emb + (3 * emb if qkv_bias else 0)
+
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+@pytest.mark.parametrize("trainable_blocks", [0, 1, 2])
+def test_exactly_the_intended_parameters_are_trainable(qkv_bias, trainable_blocks):
+    cfg = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=qkv_bias)
+    model = prepare_for_classification(GPTModel(cfg), num_classes=2, trainable_blocks=trainable_blocks)
+    emb = 32
+    expected = trainable_blocks * block_param_count(emb, qkv_bias) + 2 * emb + (2 * emb + 2)  # blocks, final norm, head
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert model.out_head.out_features == 2 and model.out_head.bias is not None
+    assert not model.tok_emb.weight.requires_grad and not model.pos_emb.weight.requires_grad
+    if trainable_blocks == 1:
+        assert not any(p.requires_grad for p in model.trf_blocks[0].parameters())
+
+
+def test_prepare_for_classification_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="trainable_blocks"):
+        prepare_for_classification(GPTModel(TINY), trainable_blocks=3)
+    with pytest.raises(ValueError, match="2 classes"):
+        prepare_for_classification(GPTModel(TINY), num_classes=1)
+
+
+class LastTokenParity(torch.nn.Module):
+    """A fixed 'model': class scores at each position say "spam" iff the token id is odd."""
+
+    def forward(self, idx):
+        odd = (idx % 2).float()
+        return torch.stack([1 - odd, odd], dim=-1)  # (batch, num_tokens, 2)
+
+
+def test_calc_accuracy_loader_reads_the_last_position():
+    # last tokens 1, 3, 2, 4 -> predictions spam, spam, ham, ham; labels spam, ham, ham, ham -> 3/4
+    inputs = torch.tensor([[2, 1], [2, 3], [1, 2], [1, 4]])
+    labels = torch.tensor([1, 0, 0, 0])
+    loader = DataLoader(list(zip(inputs, labels)), batch_size=2)
+    assert calc_accuracy_loader(loader, LastTokenParity(), "cpu") == 0.75
+    assert calc_accuracy_loader(loader, LastTokenParity(), "cpu", num_batches=1) == 0.5
+    with pytest.raises(ValueError, match="empty"):
+        calc_accuracy_loader(DataLoader([], batch_size=2), LastTokenParity(), "cpu")
+
+
+TOY = frame(
+    ("spam", "win cash now"), ("spam", "free prize now"), ("spam", "win free cash"), ("spam", "cash prize"),
+    ("ham", "see you at lunch"), ("ham", "see you"), ("ham", "lunch at"), ("ham", "you at lunch"),
+)
+
+
+@pytest.fixture(scope="module")
+def toy_run():
+    """A tiny random GPT fine-tuned on TOY for 8 epochs of 2 steps (100 % from about step 6 on,
+    for every seed tried); shared by the tests below to keep the file fast."""
+    num_epochs = 8
+    set_seed(123)
+    model = prepare_for_classification(GPTModel(TINY), trainable_blocks=1)
+    dataset = SpamDataset(TOY, WordTokenizer(), context_length=TINY.context_length)
+    loader = DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=1e-2)
+    loss_before = calc_class_loss_loader(loader, model, "cpu")
+    history = train_classifier(model, loader, loader, optimizer, "cpu", num_epochs=num_epochs, eval_freq=4, eval_iter=2)
+    return model, loader, history, dataset.max_length, loss_before
+
+
+def test_training_separates_a_toy_set(toy_run):
+    model, loader, history, _, loss_before = toy_run
+    assert calc_accuracy_loader(loader, model, "cpu") == 1.0  # all 8 messages right
+    assert calc_class_loss_loader(loader, model, "cpu") < loss_before
+    # 8 epochs of 2 steps: evaluations after steps 4, 8, 12 and 16, every list one entry each
+    assert history["examples_seen"] == [16, 32, 48, 64]
+    assert all(len(history[key]) == 4 for key in ("train_loss", "val_loss", "train_acc", "val_acc"))
+    assert history["train_acc"][-1] == 1.0  # eval_iter=2 batches of 4 = the whole toy set
+    assert not model.training
+
+
+def test_frozen_parameters_do_not_move():
+    set_seed(0)
+    model = prepare_for_classification(GPTModel(TINY), trainable_blocks=1)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    loader = DataLoader(SpamDataset(TOY, WordTokenizer()), batch_size=4)
+    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=1e-2, weight_decay=0.1)
+    train_classifier(model, loader, loader, optimizer, "cpu", num_epochs=1, eval_freq=1, eval_iter=1)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+
+
+def test_classify_text_returns_label_names(toy_run):
+    model, _, _, max_length, _ = toy_run
+    tokenizer = WordTokenizer()
+    assert classify_text("win free cash now", model, tokenizer, "cpu", max_length=max_length) == "spam"
+    assert classify_text("see you at lunch", model, tokenizer, "cpu", max_length=max_length) == "ham"
+    assert classify_text("cash prize", model, tokenizer, "cpu") in CLASS_NAMES  # unpadded also works
+
+
+def test_classify_text_errors_and_truncation():
+    set_seed(0)
+    model = prepare_for_classification(GPTModel(TINY))
+    tokenizer = WordTokenizer()
+    with pytest.raises(ValueError, match="empty"):
+        classify_text("  ", model, tokenizer, "cpu")
+    long = " ".join(["win"] * 20)
+    with pytest.raises(ValueError, match=r"20 tokens .* context_length is 16"):
+        classify_text(long, model, tokenizer, "cpu")
+    with pytest.raises(ValueError, match=r"max_length 17 .* context_length 16"):
+        classify_text("win", model, tokenizer, "cpu", max_length=17)
+    # explicit truncation to the context: same answer as the first 16 tokens
+    assert classify_text(long, model, tokenizer, "cpu", max_length=16) == classify_text(
+        " ".join(["win"] * 16), model, tokenizer, "cpu")
+
+
+def test_scheduler_is_stepped_once_per_training_step():
+    set_seed(0)
+    model = prepare_for_classification(GPTModel(TINY))
+    loader = DataLoader(SpamDataset(TOY, WordTokenizer()), batch_size=4)  # 2 steps per epoch
+    optimizer = torch.optim.SGD((p for p in model.parameters() if p.requires_grad), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (step + 1))
+    train_classifier(model, loader, loader, optimizer, "cpu", num_epochs=2, eval_freq=10, eval_iter=1,
+                     scheduler=scheduler)
+    assert scheduler.last_epoch == 4  # 2 epochs x 2 steps
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 5)
+
+
+def test_predictions_and_confusion_matrix_agree_with_the_accuracy(toy_run):
+    model, loader, _, _, _ = toy_run
+    predicted, true = predict_loader(model, loader, "cpu")
+    assert sorted(true) == sorted(TOY["label"].map(CLASS_NAMES.index).tolist())
+    counts = confusion_matrix(predicted, true)
+    assert sum(map(sum, counts)) == len(TOY)
+    assert counts[0][0] + counts[1][1] == round(calc_accuracy_loader(loader, model, "cpu") * len(TOY))
+
+
+def test_confusion_matrix_on_a_hand_made_case():
+    # true: ham, ham, spam, spam, spam; predicted: ham, spam, spam, spam, ham
+    assert confusion_matrix([0, 1, 1, 1, 0], [0, 0, 1, 1, 1]) == [[1, 1], [1, 2]]
+
+
+def test_every_profile_has_a_complete_recipe():
+    keys = {"base_model", "train_all", "batch_size", "lr", "num_epochs", "lr_decay"}
+    assert set(SPAM_SETTINGS) == {"quick", "book"}
+    assert all(set(recipe) == keys for recipe in SPAM_SETTINGS.values())
+    assert SPAM_SETTINGS["book"]["base_model"] == "gpt2-small (124M)"
