@@ -240,3 +240,12 @@ def test_interrupted_atomic_write_keeps_the_previous_file(tmp_path):
         atomic_write(target, 12345)  # fails mid-write: not bytes or text
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_new_file(tmp_path):
+    from shared import atomic_write
+
+    plain, atomic = tmp_path / "plain.txt", tmp_path / "atomic.txt"
+    plain.write_text("x")
+    atomic_write(atomic, "x")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
