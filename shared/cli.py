@@ -6,11 +6,12 @@ import importlib.metadata
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 from shared.config import PROFILES, ProfileError, settings
+from shared.data import ChecksumError, FetchError
 from shared.export import REPO_ROOT
+from shared.stages import PipelineError
 
 DIST = "llm-from-scratch-course"
 
@@ -121,35 +122,41 @@ def cmd_export(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from shared.pipeline import run_pipeline
 
     _use_profile(args.profile)
-    settings()  # fail early on an unknown profile
-    out = Path(args.out or REPO_ROOT / "runs" / time.strftime("%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
-    notebooks = sorted(REPO_ROOT.glob("ch[0-9][0-9]_*/*.ipynb"))
-    notebooks = [nb for nb in notebooks if nb.name != "solutions.ipynb"]
-    rows, failed = [], 0
-    for nb_path in notebooks:
-        print(f"running {nb_path.parent.name}/{nb_path.name} ...", flush=True)
-        nb = nbformat.read(nb_path, as_version=4)
-        client = NotebookClient(nb, timeout=1800, kernel_name="python3",
-                                resources={"metadata": {"path": str(nb_path.parent)}})
-        start, status = time.perf_counter(), "ok"
-        try:
-            client.execute()
-        except CellExecutionError as exc:
-            status, failed = f"FAILED: {str(exc).strip().splitlines()[-1][:60]}", failed + 1
-        elapsed = time.perf_counter() - start
-        nbformat.write(nb, out / f"{nb_path.parent.name}.ipynb")
-        rows.append((nb_path.parent.name, status, elapsed))
-    print(f"\n{'chapter':<22} {'status':<10} {'time':>8}")
-    for chapter, status, elapsed in rows:
-        print(f"{chapter:<22} {status:<10} {elapsed:7.1f} s")
-    print(f"executed notebooks in {out}")
-    return 1 if failed else 0
+    run_pipeline(settings().profile, args.out, fresh=args.fresh)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from ch07_instruction import instruction as ch07
+    from shared.data import gpt2_encoding
+    from shared.pipeline import INSTRUCT_MODEL_DIR, read_run_model
+    from shared.runtime import get_device
+
+    _use_profile(args.profile)
+    profile, device = settings().profile, get_device()
+    if args.run:
+        model = read_run_model(args.run, device)
+        if model is None:
+            raise PipelineError(f"no fine-tuned model in {Path(args.run) / INSTRUCT_MODEL_DIR}: "
+                                f"run `llm-course run --out {args.run}` first")
+    else:
+        model = ch07.load_instruction_model(profile, device)  # fine-tunes it first if it is not cached
+    ch07.chat_loop(model, gpt2_encoding(), temperature=args.temperature, top_k=args.top_k or None,
+                   max_new_tokens=args.max_new_tokens, seed=args.seed, echo=not sys.stdin.isatty())
+    return 0
+
+
+def _at_least(kind, low):
+    """An argparse type: ``kind(text)``, refused with a clear message when below ``low``."""
+    def parse(text):
+        value = kind(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,10 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     profile_help = f"profile ({' or '.join(PROFILES)}); default: LLM_COURSE_PROFILE or quick"
 
-    run = sub.add_parser("run", help="run the course end to end")
+    run = sub.add_parser("run", help="run the course end to end (text -> chatbot) and write a report",
+                         description="Tokenizer check, base model, its evaluation, spam classifier, instruction "
+                                     "fine-tuning and its evaluation, then DIR/report.md. Finished stages are "
+                                     "stored in DIR/stages and reused while their inputs are unchanged.")
     run.add_argument("--profile", help=profile_help)
-    run.add_argument("--out", help="output folder (default: runs/<timestamp>)")
+    run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile> in the course folder; "
+                                                  "running again reuses its finished stages)")
+    run.add_argument("--fresh", action="store_true", help="redo every stage, ignoring the stored ones")
     run.set_defaults(func=cmd_run)
+
+    chat = sub.add_parser("chat", help="chat with the instruction-tuned model")
+    chat.add_argument("--run", metavar="DIR", help="use the model a `llm-course run` saved in DIR "
+                                                   "(default: chapter 7's model, fine-tuned now if missing)")
+    chat.add_argument("--profile", help=profile_help)
+    chat.add_argument("--temperature", type=_at_least(float, 0), default=0.7, help="0 = greedy (default 0.7)")
+    chat.add_argument("--top-k", type=_at_least(int, 0), default=40, help="sample from the k likeliest tokens; "
+                                                                          "0 = all (default 40)")
+    chat.add_argument("--max-new-tokens", type=_at_least(int, 1), default=128, help="longest answer (default 128)")
+    chat.add_argument("--seed", type=int, help="make the sampling repeatable")
+    chat.set_defaults(func=cmd_chat)
 
     fetch = sub.add_parser("fetch", help="download and verify every file a profile needs")
     fetch.add_argument("--profile", help=profile_help)
@@ -181,9 +204,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ProfileError as exc:
+    except (ProfileError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (FetchError, ChecksumError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

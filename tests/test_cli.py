@@ -66,3 +66,24 @@ def test_check_fails_when_data_is_not_available_offline(tmp_path):
     result = subprocess.run([sys.executable, "-m", "shared.cli", "check"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert "FAIL the-verdict" in result.stdout
+
+
+def test_run_help_documents_the_default_folder_and_fresh():
+    result = llm_course("run", "--help")
+    assert result.returncode == 0
+    assert "runs/<profile>" in result.stdout and "--fresh" in result.stdout
+
+
+def test_run_refuses_an_unknown_profile_before_creating_anything(tmp_path):
+    result = llm_course("run", "--profile", "nonsense", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "unknown profile 'nonsense'" in result.stderr and "quick" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_chat_without_a_model_in_the_run_folder_says_how_to_make_one(tmp_path):
+    result = llm_course("chat", "--run", str(tmp_path))
+    assert result.returncode == 2
+    assert f"no fine-tuned model in {tmp_path / 'instruct-model'}" in result.stderr
+    assert f"llm-course run --out {tmp_path}" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,370 @@
+"""``llm-course run``: the whole course end to end, text -> chatbot, with a report.
+
+The stages (``shared.stages``) run in order: tokenizer check, base model, its evaluation,
+spam classifier, instruction fine-tuning, instruction evaluation; then ``DIR/report.md``
+and its plots are written.
+
+Caching. Each stage has a fingerprint: the sha256 of its inputs, i.e. its name, the
+profile, the device type, the chapter settings it reads, the ``RunPlan`` fields it uses,
+the registry hashes of its data files, the sha256 of the chapter modules it runs (and of
+``shared/stages.py``) and the fingerprints of the stages it builds on. Its result is stored
+in ``DIR/stages/<name>.json`` with that fingerprint and the sha256 of the files it wrote
+(e.g. ``DIR/instruct-model/``). A later run reuses a stage whose fingerprint matches and
+whose files are intact; a change anywhere upstream changes the fingerprints downstream.
+``fresh=True`` (``--fresh``) runs every stage again. Models that chapter 5 keeps in the
+course cache (course-base, validated against its recipe) are reused either way.
+
+Interruptions. A stage's old record is deleted before it runs, its files are written
+atomically and its record last, so Ctrl-C leaves the finished stages intact and nothing
+half-done that looks done; the next run resumes at the interrupted stage.
+"""
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shared.config import PROFILES, settings
+from shared.data import REGISTRY, entries_for, fetch, sha256_of
+from shared.export import REPO_ROOT
+from shared.files import atomic_write
+from shared.runtime import get_device
+from shared.stages import (INSTRUCT_MODEL_DIR, PLANS, RESPONSES_FILE, STAGES, PipelineError, RunContext,
+                           read_run_model)
+
+REPORT = "report.md"
+
+__all__ = ["PipelineError", "run_pipeline", "default_out", "ensure_writable", "read_run_model", "INSTRUCT_MODEL_DIR"]
+
+
+def default_out(profile):
+    """``runs/<profile>`` in the course folder: re-running the same command reuses its stages."""
+    return REPO_ROOT / "runs" / profile
+
+
+def ensure_writable(out):
+    """Create ``out`` and prove that a file can be written in it, before any work is done."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PipelineError(f"cannot write the run to {out}: {exc.strerror or exc}. Choose a writable --out.") from None
+    return out
+
+
+def _plain(value):
+    """The JSON form of what recipes hold besides JSON types: dataclasses and sets."""
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def _json(value, **kwargs):
+    return json.dumps(value, default=_plain, sort_keys=True, **kwargs)
+
+
+def _source_sha256(module_name):
+    return sha256_of(Path(importlib.util.find_spec(module_name).origin))
+
+
+def stage_inputs(stage, ctx, fingerprints):
+    """Everything a stage's result depends on, as JSON (what its fingerprint hashes)."""
+    data = stage.data(ctx.profile) if callable(stage.data) else stage.data
+    inputs = {
+        "stage": stage.name, "profile": ctx.profile, "device": ctx.device.type,
+        "recipe": stage.recipe(ctx.profile),
+        "plan": {field: getattr(ctx.plan, field) for field in stage.plan_fields},
+        "data": {name: REGISTRY[name].sha256 or REGISTRY[name].relpath for name in data},
+        "sources": {module: _source_sha256(module) for module in stage.chapters + ("shared.stages",)},
+        "depends_on": {name: fingerprints[name] for name in stage.deps},
+    }
+    return json.loads(_json(inputs))  # as it reads back from a record
+
+
+def fingerprint(inputs):
+    return hashlib.sha256(_json(inputs).encode()).hexdigest()
+
+
+def _record_path(out, name):
+    return Path(out) / "stages" / f"{name}.json"
+
+
+def load_record(out, name):
+    """A stage's stored record, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads(_record_path(out, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def rerun_reason(record, inputs, out, fresh):
+    """Why a stage must run, or None when its stored record can be reused."""
+    if fresh:
+        return "--fresh"
+    if record is None:
+        return "no record yet"
+    if record.get("fingerprint") != fingerprint(inputs):
+        changed = [key for key in inputs if record.get("inputs", {}).get(key) != inputs[key]]
+        return f"changed: {', '.join(changed) or 'inputs'}"
+    for rel, sha in record.get("artifacts", {}).items():
+        if not (out / rel).is_file() or sha256_of(out / rel) != sha:
+            return f"{rel} is missing or changed"
+    return None
+
+
+def fetch_all(profile):
+    """Every data file the profile needs, verified up front: a missing one fails before any work."""
+    for entry in entries_for(profile):
+        fetch(entry)
+
+
+def run_pipeline(profile=None, out=None, fresh=False, plan=None):
+    """Run (or reuse) every stage, then write the report; return the report's path.
+
+    profile: "quick" or "book" (default: ``LLM_COURSE_PROFILE``); out: the run folder
+    (default ``runs/<profile>``); plan: a ``RunPlan`` (default ``PLANS[profile]``).
+    Raises ProfileError, PipelineError (e.g. an unwritable ``out``), FetchError or ChecksumError.
+    """
+    cfg = settings(profile)
+    out = ensure_writable(out if out is not None else default_out(cfg.profile))
+    ctx = RunContext(cfg.profile, out, plan or PLANS[cfg.profile], get_device())
+    print(f"llm-course run: profile {ctx.profile}, device {ctx.device}, folder {out}", flush=True)
+    fetch_all(ctx.profile)
+    total = len(STAGES) + 1
+    fingerprints, records, timings = {}, {}, {}
+    for number, stage in enumerate(STAGES, start=1):
+        label = f"[{number}/{total}] {stage.name:<13}"
+        inputs = stage_inputs(stage, ctx, fingerprints)
+        record = load_record(out, stage.name)
+        reason = rerun_reason(record, inputs, out, fresh)
+        if reason is None:
+            timings[stage.name] = None
+            print(f"{label} {stage.summary(record['result'])}   (cached)", flush=True)
+        else:
+            print(f"{label} {stage.doing} ({reason}) ...", flush=True)
+            record = _run_stage(stage, ctx, inputs, label)
+            timings[stage.name] = record["seconds"]
+            print(f"{label} {stage.summary(record['result'])}   ({record['seconds']:.1f} s)", flush=True)
+        fingerprints[stage.name] = record["fingerprint"]
+        records[stage.name] = record
+
+    start = time.perf_counter()
+    report = write_report(ctx, records, timings)
+    print(f"[{total}/{total}] {'report':<13} {report}   ({time.perf_counter() - start:.1f} s)")
+    print(f"chat with the result: llm-course chat --run {out}")
+    return report
+
+
+def _run_stage(stage, ctx, inputs, label):
+    """Run one stage and store its record (atomically, after its files); return the record."""
+    path = _record_path(ctx.out, stage.name)
+    path.unlink(missing_ok=True)  # a stage being redone must not look done
+    start = time.perf_counter()
+    try:
+        result = stage.run(ctx)
+    except KeyboardInterrupt:
+        print(f"\n{label} interrupted: the finished stages are kept in {ctx.out / 'stages'}; "
+              "run the same command again to resume.", file=sys.stderr)
+        raise
+    seconds = time.perf_counter() - start
+    artifacts = {rel: sha256_of(ctx.out / rel) for rel in result.pop("artifacts", [])}
+    record = {"stage": stage.name, "fingerprint": fingerprint(inputs), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "seconds": seconds, "inputs": inputs, "artifacts": artifacts,
+              "result": json.loads(json.dumps(result, default=_plain))}  # as it reads back
+    atomic_write(path, json.dumps(record, indent=2, ensure_ascii=False))
+    return record
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def _pct(x):
+    return f"{100 * x:.1f} %"
+
+
+def _one_line(text, limit=300):
+    text = " ".join(str(text).split())
+    return (text[:limit] + " ...") if len(text) > limit else (text or "(empty)")
+
+
+def _save_figure(fig, path):
+    """Render ``fig`` with matplotlib's Agg canvas (no display needed) and write the PNG atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    atomic_write(path, buffer.getvalue())
+    return path.name
+
+
+def _plots(out, records):
+    """The report's PNGs beside it; returns {purpose: file name}."""
+    from matplotlib.figure import Figure
+
+    spam, instruct, scores = records["spam"]["result"], records["instruct"]["result"], records["instruct-eval"]["result"]
+    names = {}
+
+    fig = Figure(figsize=(9, 3.4))
+    history = spam["history"]
+    for ax, metric, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy")):
+        for split in ("train", "val"):
+            ax.plot(history["examples_seen"], history[f"{split}_{metric}"], marker=".",
+                    label="training" if split == "train" else "validation")
+        ax.set_xlabel("examples seen")
+        ax.set_title(f"spam classifier: {title} (estimates during training)")
+        ax.legend()
+    names["spam_curves"] = _save_figure(fig, out / "spam_curves.png")
+
+    fig = Figure(figsize=(4.4, 3.8))
+    ax = fig.subplots()
+    counts, classes = spam["confusion"], spam["class_names"]
+    ax.imshow(counts, cmap="Blues")
+    top = max(max(row) for row in counts)
+    for row, values in enumerate(counts):
+        for col, count in enumerate(values):
+            ax.text(col, row, count, ha="center", va="center", fontsize=14,
+                    color="white" if count > top / 2 else "black")
+    ax.set_xticks(range(len(classes)), [f"predicted {c}" for c in classes])
+    ax.set_yticks(range(len(classes)), [f"true {c}" for c in classes])
+    ax.set_title("spam classifier, test set")
+    names["spam_confusion"] = _save_figure(fig, out / "spam_confusion.png")
+
+    fig = Figure(figsize=(5.5, 3.4))
+    ax = fig.subplots()
+    history = instruct["history"]
+    ax.plot(history["steps"], history["train_losses"], marker=".", label="training")
+    ax.plot(history["steps"], history["val_losses"], marker=".", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("instruction fine-tuning")
+    ax.legend()
+    names["instruct_loss"] = _save_figure(fig, out / "instruct_loss.png")
+
+    fig = Figure(figsize=(5.5, 3.4))
+    ax = fig.subplots()
+    metrics = list(scores["scores"]["base"])
+    for offset, model in [(-0.2, "base"), (0.2, "fine-tuned")]:
+        ax.bar([i + offset for i in range(len(metrics))], [scores["scores"][model][m] for m in metrics],
+               width=0.4, label=model)
+    ax.set_xticks(range(len(metrics)), metrics)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"test instructions ({scores['examples']} answers)")
+    ax.legend()
+    names["instruction_scores"] = _save_figure(fig, out / "instruction_scores.png")
+    return names
+
+
+def _environment(device):
+    import torch
+
+    name = str(device)
+    if device.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(device)})"
+    return [("device", name), ("python", platform.python_version()), ("torch", torch.__version__),
+            ("tiktoken", importlib.metadata.version("tiktoken"))]
+
+
+def write_report(ctx, records, timings):
+    """Write ``report.md`` and its plots into the run folder, from the stage records alone."""
+    out, plan = ctx.out, ctx.plan
+    plots = _plots(out, records)
+    r = {name: record["result"] for name, record in records.items()}
+    lines = [f"# Course run report: profile `{ctx.profile}`", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M')} by `llm-course run` into `{out}`. "
+             f"Profile `{ctx.profile}`: {PROFILES[ctx.profile]}.", ""]
+    lines += _table(["setting", "value"], _environment(ctx.device) + [("profile", ctx.profile)])
+
+    lines += ["", "## Stages", "", "A cached stage was reused from `stages/<name>.json` (its inputs were unchanged).", ""]
+    rows = []
+    for number, name in enumerate(records, start=1):
+        this_run = "cached" if timings[name] is None else f"{timings[name]:.1f} s"
+        rows.append((number, name, this_run, f"{records[name]['seconds']:.1f} s", records[name]["finished"]))
+    lines += _table(["#", "stage", "this run", "compute time", "computed at"], rows)
+
+    tok = r["tokenizer"]
+    lines += ["", "## 1. Tokenizer", "",
+              f"Chapter 2's `BPETokenizer.from_gpt2()` and tiktoken's `gpt2` encoding on {tok['characters']:,} "
+              f"characters (The Verdict + edge cases): {tok['tokens']:,} tokens, ids identical: "
+              f"{'yes' if tok['identical_ids'] else 'no'}, exact round trip: {'yes' if tok['round_trip'] else 'no'}."]
+
+    lines += ["", "## 2. Base model", ""]
+    rows = [(m["name"], f"{m['parameters']:,}", m["source"]) for m in r["base"]["models"]]
+    lines += _table(["model", "parameters", "source"], rows)
+    for m in r["base"]["models"]:
+        if "steps" in m:
+            lines += ["", f"{m['name']}: pretrained for {m['steps']:,} steps on {m['tokens_seen']:,} tokens; "
+                          f"final training loss {m['final_train_loss']:.3f}, validation loss {m['final_val_loss']:.3f}."]
+
+    ev = r["base-eval"]
+    lines += ["", "## 3. Base model evaluation", "",
+              "Cross-entropy (nats per token) on the validation part of `course_base_texts()`, against a unigram "
+              "model (every token predicted by its training frequency).", ""]
+    rows = [(m["name"], f"{m['val_loss']:.3f}", f"{m['perplexity']:,.1f}", f"{m['val_tokens']:,}",
+             f"{m['eval_tokens_per_s']:,.0f}", f"{m['generate_tokens_per_s']:,.0f}") for m in ev["models"]]
+    rows.append(("unigram baseline", f"{ev['unigram_loss']:.3f}", f"{ev['unigram_perplexity']:,.1f}", "", "", ""))
+    lines += _table(["model", "validation loss", "perplexity", "validation tokens", "evaluation tokens/s",
+                     "generation tokens/s"], rows)
+    lines += ["", f"Samples (temperature 0.8, top-k 40, {plan.sample_tokens} tokens, seed {plan.seed}):", ""]
+    for m in ev["models"]:
+        for sample in m["samples"]:
+            lines += [f"- {m['name']}, prompt {sample['prompt']!r}:", "", "  ```text",
+                      *[f"  {line}" for line in (sample["prompt"] + sample["continuation"]).splitlines()], "  ```"]
+
+    spam = r["spam"]
+    classes = spam["class_names"]
+    lines += ["", "## 4. Spam classifier", "",
+              f"{spam['base_model']} fine-tuned as in chapter 6; {spam['examples']['train']:,} training, "
+              f"{spam['examples']['validation']:,} validation and {spam['examples']['test']:,} test messages, "
+              f"padded to {spam['max_length']} tokens.", ""]
+    lines += _table(["split", "accuracy"], [(split, _pct(accuracy)) for split, accuracy in spam["accuracy"].items()])
+    lines += ["", "Confusion matrix on the test set:", ""]
+    lines += _table([""] + [f"predicted {c}" for c in classes],
+                    [[f"true {c}"] + row for c, row in zip(classes, spam["confusion"])])
+    lines += ["", f"![confusion matrix]({plots['spam_confusion']})", "", f"![training curves]({plots['spam_curves']})"]
+
+    ins = r["instruct"]
+    lines += ["", "## 5. Instruction fine-tuning", "",
+              f"Chapter 7's `finetune_instruction_model`: {ins['steps']:,} steps, final training loss "
+              f"{ins['history']['train_losses'][-1]:.3f}, validation loss {ins['history']['val_losses'][-1]:.3f}. "
+              f"Saved in `{ins['model_dir']}/`.", "", f"![instruction fine-tuning loss]({plots['instruct_loss']})"]
+
+    ie = r["instruct-eval"]
+    lines += ["", "## 6. Instruction evaluation", "",
+              f"Greedy answers (at most {ie['max_new_tokens']} tokens) to {ie['examples']} test instructions, "
+              "scored against the reference answers.", ""]
+    lines += _table(["metric", "base", "fine-tuned"],
+                    [(metric, f"{ie['scores']['base'][metric]:.3f}", f"{ie['scores']['fine-tuned'][metric]:.3f}")
+                     for metric in ie["scores"]["base"]])
+    judge = ie["judge"]
+    lines += ["", (f"LLM judge: skipped ({judge['skipped']})." if "skipped" in judge else
+                   f"LLM judge (Ollama): mean score {judge['mean']:.1f} / 100 over {judge['answers']} answers."),
+              "", f"![instruction scores]({plots['instruction_scores']})", "", "### Example answers"]
+    answers = json.loads((out / RESPONSES_FILE).read_text(encoding="utf-8"))
+    for entry in answers[:plan.report_examples]:
+        lines += ["", f"- **Instruction:** {_one_line(entry['instruction'])}"]
+        if entry.get("input"):
+            lines += [f"  **Input:** {_one_line(entry['input'])}"]
+        lines += [f"  - reference: {_one_line(entry['output'])}", f"  - base: {_one_line(entry['base_response'])}",
+                  f"  - fine-tuned: {_one_line(entry['model_response'])}"]
+    lines += ["", f"All answers: `{RESPONSES_FILE}`.", "",
+              f"Chat with the result: `llm-course chat --run {out}`"]
+    return atomic_write(out / REPORT, "\n".join(lines) + "\n")

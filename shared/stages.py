@@ -1,0 +1,360 @@
+"""The stages of ``llm-course run``: each one calls chapter code, nothing else.
+
+A stage is a function ``run(ctx) -> result`` (a JSON-able dict) plus what its result
+depends on: the chapter settings it reads (``recipe``), the chapter modules whose code it
+runs, the data files it reads, the stages it builds on and the ``RunPlan`` fields it
+uses. ``shared.pipeline`` turns those into a fingerprint and caches the result.
+
+Chapter modules are imported inside the functions, and chapter settings are read
+through the module (``ch06.SPAM_SETTINGS``), so that ``shared`` still imports no chapter
+and a test can shrink a chapter's recipe with ``monkeypatch``.
+"""
+
+import dataclasses
+import importlib
+import importlib.metadata
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from shared.data import fetch, gpt2_encoding
+from shared.runtime import set_seed
+
+CH02, CH03, CH04 = "ch02_tokenization.tokenization", "ch03_attention.attention", "ch04_gpt_model.gpt_model"
+CH05, CH06, CH07 = "ch05_pretraining.pretraining", "ch06_classification.classification", "ch07_instruction.instruction"
+MODEL_CHAPTERS = (CH02, CH03, CH04, CH05)  # the code behind a GPTModel, its data loaders and generate
+INSTRUCT_MODEL_DIR = "instruct-model"      # inside the run folder: what `llm-course chat --run` opens
+RESPONSES_FILE = "instruction_responses.json"
+
+
+class PipelineError(RuntimeError):
+    """A stage cannot go on (bad input or a failed check); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How much the pipeline measures, per profile (the chapters' recipes say how models are trained)."""
+
+    tokenizer_chars: int = 20_000          # characters of The Verdict both tokenizers encode
+    eval_batches: int | None = None        # validation batches for the base model's loss (None: all)
+    eval_batch_size: int = 8
+    sample_prompts: tuple[str, ...] = ("ROMEO:\n", "I had always thought")
+    sample_tokens: int = 40                # tokens per sample generation
+    instruction_examples: int | None = None  # test instructions answered (None: the whole test split)
+    max_new_tokens: int | None = None      # longest answer (None: the chapter's FINETUNE_SETTINGS value)
+    report_examples: int = 3               # answers shown in the report
+    seed: int = 123
+
+
+PLANS = {"quick": RunPlan(), "book": RunPlan(eval_batch_size=4)}
+
+
+@dataclass
+class RunContext:
+    """What every stage gets: the profile, the run folder, the plan and the device."""
+
+    profile: str
+    out: Path
+    plan: RunPlan
+    device: object  # torch.device
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: how to run it, and what its result depends on (for its fingerprint)."""
+
+    name: str
+    doing: str                                  # shown while the stage runs
+    run: Callable[[RunContext], dict]
+    summary: Callable[[dict], str]              # one line from the result
+    recipe: Callable[[str], object] = lambda profile: None  # the chapter settings it reads
+    chapters: tuple[str, ...] = ()              # modules whose source is fingerprinted
+    data: tuple[str, ...] | Callable[[str], tuple] = ()  # registry files it reads (or profile -> them)
+    deps: tuple[str, ...] = ()                  # stages whose results it builds on
+    plan_fields: tuple[str, ...] = ()
+
+
+def chapter(module_name):
+    return importlib.import_module(module_name)
+
+
+def base_models(profile):
+    """The pretrained models the profile fine-tunes (chapter 6's, then chapter 7's), once each."""
+    names = [chapter(CH06).SPAM_SETTINGS[profile]["base_model"], chapter(CH07).FINETUNE_SETTINGS[profile].base_model]
+    return list(dict.fromkeys(names))
+
+
+def base_recipe(profile):
+    """What determines each base model: course-base's recipe, or a GPT-2 size and its weights file."""
+    ch05 = chapter(CH05)
+    return {name: ch05.COURSE_BASE_RECIPE if name == "course-base"
+            else {"config": ch05.GPT_CONFIGS[name], "weights": ch05.GPT2_WEIGHTS[name]}
+            for name in base_models(profile)}
+
+
+def base_data(profile):
+    ch05 = chapter(CH05)
+    return tuple(entry for name in base_models(profile)
+                 for entry in (ch05.COURSE_BASE_RECIPE["texts"] if name == "course-base" else [ch05.GPT2_WEIGHTS[name]]))
+
+
+def _history(history, keys):
+    """The plottable lists of a training history (drops the resume position and its RNG state)."""
+    return {key: list(history[key]) for key in keys}
+
+
+# --- 1. tokenizer -------------------------------------------------------------------------------
+
+TOKENIZER_EDGE_CASES = "\n\nnaïve café, 東京 🙂  two  spaces,\ttab, 1,234.5 <|endoftext|> the end"
+
+
+def check_tokenizer(ctx):
+    """Chapter 2's BPETokenizer.from_gpt2() must give tiktoken's GPT-2 ids and decode back exactly."""
+    ch02 = chapter(CH02)
+    text = fetch("the-verdict").read_text(encoding="utf-8")[:ctx.plan.tokenizer_chars] + TOKENIZER_EDGE_CASES
+    special = {"<|endoftext|>"}
+    tokenizer = ch02.BPETokenizer.from_gpt2()
+    ours = tokenizer.encode(text, allowed_special=special)
+    reference = gpt2_encoding().encode(text, allowed_special=special)
+    if ours != reference:
+        at = next((i for i, (a, b) in enumerate(zip(ours, reference)) if a != b), min(len(ours), len(reference)))
+        raise PipelineError(f"chapter 2's BPETokenizer disagrees with tiktoken's gpt2 encoding at token {at}: "
+                            f"{ours[at:at + 5]} vs {reference[at:at + 5]} (of {len(reference)} tokens)")
+    if tokenizer.decode(ours) != text:
+        raise PipelineError("chapter 2's BPETokenizer does not decode its ids back to the original text")
+    return {"characters": len(text), "tokens": len(ours), "identical_ids": True, "round_trip": True}
+
+
+# --- 2. base model ------------------------------------------------------------------------------
+
+def _course_base_meta():
+    """course-base's config.json in the course cache (chapter 5 writes it), or None."""
+    try:
+        return json.loads((chapter(CH05)._course_base_dir() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def pretrain_base(ctx):
+    """Load every base model with chapter 5's load_pretrained (course-base is pretrained if not cached)."""
+    ch05 = chapter(CH05)
+    models = []
+    for name in base_models(ctx.profile):
+        before = _course_base_meta() if name == "course-base" else None
+        start = time.perf_counter()
+        model = ch05.load_pretrained(name)
+        info = {"name": name, "parameters": sum(p.numel() for p in model.parameters()),
+                "config": dataclasses.asdict(model.config), "seconds": time.perf_counter() - start}
+        if name == "course-base":
+            meta = _course_base_meta()
+            info["source"] = "reused from the course cache" if meta == before else "pretrained now (chapter 5)"
+            info.update({key: meta[key] for key in ("steps", "tokens_seen", "final_train_loss", "final_val_loss")})
+        else:
+            info["source"] = "OpenAI's GPT-2 weights (data registry)"
+        models.append(info)
+    return {"models": models}
+
+
+def _base_summary(result):
+    return ", ".join(f"{m['name']} {m['parameters'] / 1e6:.1f} M parameters, {m['source']}" for m in result["models"])
+
+
+# --- 3. base model evaluation -------------------------------------------------------------------
+
+def base_eval_recipe(profile):
+    """The validation text: course_base_texts() is cut from these files at this fraction."""
+    recipe = chapter(CH05).COURSE_BASE_RECIPE
+    return {"texts": recipe["texts"], "val_fraction": recipe["val_fraction"]}
+
+
+def base_eval_data(profile):
+    return tuple(dict.fromkeys(base_eval_recipe(profile)["texts"] + list(base_data(profile))))
+
+
+def evaluate_base(ctx):
+    """Validation loss/perplexity vs the unigram baseline, throughput and samples (chapter 5)."""
+    import torch
+
+    ch02, ch05 = chapter(CH02), chapter(CH05)
+    plan, tokenizer = ctx.plan, gpt2_encoding()
+    train_text, val_text = ch05.course_base_texts()
+
+    def ids(text):
+        return torch.tensor(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
+
+    baseline = ch05.unigram_baseline_loss(ids(train_text), ids(val_text))
+    models = []
+    for name in base_models(ctx.profile):
+        model = ch05.load_pretrained(name).to(ctx.device).eval()
+        context = model.config.context_length
+        loader = ch02.create_dataloader(val_text, batch_size=plan.eval_batch_size, context_length=context,
+                                        stride=context, shuffle=False, drop_last=False)
+        n_batches = len(loader) if plan.eval_batches is None else min(plan.eval_batches, len(loader))
+        start = time.perf_counter()
+        loss = ch05.calc_loss_loader(loader, model, ctx.device, num_batches=n_batches)
+        eval_seconds = time.perf_counter() - start
+        eval_tokens = sum(inputs.numel() for _, (inputs, _) in zip(range(n_batches), loader))
+        samples, generated, gen_seconds = [], 0, 0.0
+        for prompt in plan.sample_prompts:
+            set_seed(plan.seed)
+            idx = ch05.text_to_token_ids(prompt, tokenizer).to(ctx.device)
+            start = time.perf_counter()
+            out = ch05.generate(model, idx, plan.sample_tokens, context, temperature=0.8, top_k=40, use_cache=True)
+            continuation = ch05.token_ids_to_text(out[0, idx.shape[1]:], tokenizer)  # .tolist() waits for the device
+            gen_seconds += time.perf_counter() - start
+            generated += out.shape[1] - idx.shape[1]
+            samples.append({"prompt": prompt, "continuation": continuation})
+        models.append({"name": name, "val_loss": loss, "perplexity": math.exp(loss), "val_tokens": eval_tokens,
+                       "eval_tokens_per_s": eval_tokens / eval_seconds,
+                       "generate_tokens_per_s": generated / gen_seconds, "samples": samples})
+    return {"unigram_loss": baseline, "unigram_perplexity": math.exp(baseline), "models": models}
+
+
+def _eval_summary(result):
+    return "; ".join(f"{m['name']} val loss {m['val_loss']:.3f} (unigram {result['unigram_loss']:.3f}), "
+                     f"{m['generate_tokens_per_s']:,.0f} tokens/s" for m in result["models"])
+
+
+# --- 4. spam classifier -------------------------------------------------------------------------
+
+SPAM_RUN = {"seed": 123, "trainable_blocks": 1, "weight_decay": 0.1, "eval_freq": 20, "eval_iter": 5}  # chapter 6's cells
+
+
+def spam_recipe(profile):
+    return {"settings": chapter(CH06).SPAM_SETTINGS[profile], "run": SPAM_RUN}
+
+
+def finetune_spam(ctx):
+    """Chapter 6, sections 6.3-6.8: datasets, classification head, fine-tuning, accuracy, confusion matrix."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    ch05, ch06 = chapter(CH05), chapter(CH06)
+    spam, seed, device = ch06.SPAM_SETTINGS[ctx.profile], SPAM_RUN["seed"], ctx.device
+    tokenizer = gpt2_encoding()
+    paths = ch06.prepare_spam_splits(seed=seed, folder=ctx.out / "spam_splits")
+    model = ch05.load_pretrained(spam["base_model"])
+    train_ds = ch06.SpamDataset(paths["train"], tokenizer, context_length=model.config.context_length)
+    val_ds = ch06.SpamDataset(paths["validation"], tokenizer, max_length=train_ds.max_length)
+    test_ds = ch06.SpamDataset(paths["test"], tokenizer, max_length=train_ds.max_length)
+    batch = spam["batch_size"]
+    train_loader = DataLoader(train_ds, batch_size=batch, shuffle=True, drop_last=True,
+                              generator=torch.Generator().manual_seed(seed))
+    val_loader, test_loader = DataLoader(val_ds, batch_size=batch), DataLoader(test_ds, batch_size=batch)
+
+    set_seed(seed)
+    ch06.prepare_for_classification(model, num_classes=len(ch06.CLASS_NAMES), trainable_blocks=SPAM_RUN["trainable_blocks"])
+    if spam["train_all"]:
+        model.requires_grad_(True)
+    model.to(device)
+    set_seed(seed)
+    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=spam["lr"],
+                                  weight_decay=SPAM_RUN["weight_decay"])
+    total_steps = spam["num_epochs"] * len(train_loader)
+    scheduler = (torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+                 if spam["lr_decay"] else None)
+    history = ch06.train_classifier(model, train_loader, val_loader, optimizer, device, num_epochs=spam["num_epochs"],
+                                    eval_freq=SPAM_RUN["eval_freq"], eval_iter=SPAM_RUN["eval_iter"], scheduler=scheduler)
+    model.eval()
+    accuracy = {split: ch06.calc_accuracy_loader(loader, model, device)
+                for split, loader in [("train", train_loader), ("validation", val_loader), ("test", test_loader)]}
+    predicted, true = ch06.predict_loader(model, test_loader, device)
+    examples = {"train": len(train_ds), "validation": len(val_ds), "test": len(test_ds)}
+    return {"base_model": spam["base_model"], "examples": examples, "max_length": train_ds.max_length, "accuracy": accuracy, "class_names": list(ch06.CLASS_NAMES),
+            "confusion": ch06.confusion_matrix(predicted, true), "history": history}
+
+
+def _spam_summary(result):
+    return f"test accuracy {100 * result['accuracy']['test']:.1f} %"
+
+
+# --- 5. instruction fine-tuning -----------------------------------------------------------------
+
+def finetune_instructions(ctx):
+    """Chapter 7's finetune_instruction_model, saved into the run folder for `llm-course chat --run`."""
+    ch07 = chapter(CH07)
+    model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device)
+    folder = ctx.out / INSTRUCT_MODEL_DIR
+    ch07.save_instruction_model(model, folder, profile=ctx.profile,
+                                base_model=ch07.FINETUNE_SETTINGS[ctx.profile].base_model,
+                                val_loss=history["val_losses"][-1])
+    return {"history": _history(history, ("steps", "tokens_seen", "train_losses", "val_losses")),
+            "steps": history["position"]["step"], "model_dir": INSTRUCT_MODEL_DIR,
+            "artifacts": [f"{INSTRUCT_MODEL_DIR}/model.safetensors", f"{INSTRUCT_MODEL_DIR}/config.json"]}
+
+
+def _instruct_summary(result):
+    h = result["history"]
+    return f"val loss {h['val_losses'][-1]:.3f} after {result['steps']} steps"
+
+
+# --- 6. instruction evaluation ------------------------------------------------------------------
+
+def read_run_model(run_dir, device=None):
+    """The instruction-tuned model a run saved in ``run_dir`` (eval mode), or None if there is none."""
+    model = chapter(CH07).read_instruction_model(Path(run_dir) / INSTRUCT_MODEL_DIR)
+    return None if model is None else model.to(device or "cpu").eval()
+
+
+def _judge_available():
+    return chapter(CH07).ollama_is_running()
+
+
+def evaluate_instructions(ctx):
+    """Chapter 7, sections 7.5-7.6: answers of the base and the fine-tuned model to the test split, scored."""
+    ch05, ch07 = chapter(CH05), chapter(CH07)
+    ft = ch07.FINETUNE_SETTINGS[ctx.profile]
+    _, test_entries, _ = ch07.split_entries(ch07.load_instruction_data(), seed=123)
+    entries = test_entries[:ctx.plan.instruction_examples]
+    max_new_tokens = ctx.plan.max_new_tokens or ft.max_new_tokens
+    tokenizer = gpt2_encoding()
+    tuned = read_run_model(ctx.out, ctx.device)
+    if tuned is None:
+        raise PipelineError(f"no intact fine-tuned model in {ctx.out / INSTRUCT_MODEL_DIR}: run again with --fresh")
+    base = ch05.load_pretrained(ft.base_model).to(ctx.device).eval()
+    answers = {"base": ch07.generate_responses(base, tokenizer, entries, max_new_tokens, desc="base model"),
+               "fine-tuned": ch07.generate_responses(tuned, tokenizer, entries, max_new_tokens, desc="fine-tuned")}
+    references = [entry["output"] for entry in entries]
+    scores = {model: ch07.score_responses(responses, references).mean().to_dict()
+              for model, responses in answers.items()}
+    if not _judge_available():
+        judge = {"skipped": f"no Ollama server answers at {ch07.OLLAMA_URL} (start one with `ollama serve`)"}
+    else:
+        try:
+            points = ch07.judge_responses(entries, answers["fine-tuned"])
+            judge = {"mean": sum(points) / len(points), "answers": len(points)}
+        except ch07.JudgeError as exc:
+            judge = {"skipped": f"the judge failed: {exc}"}
+    ch07.save_responses(ctx.out / RESPONSES_FILE, entries, base_response=answers["base"],
+                        model_response=answers["fine-tuned"])
+    return {"examples": len(entries), "max_new_tokens": max_new_tokens, "scores": scores, "judge": judge,
+            "artifacts": [RESPONSES_FILE]}
+
+
+def _eval_instructions_summary(result):
+    base, tuned = result["scores"]["base"]["rouge_l"], result["scores"]["fine-tuned"]["rouge_l"]
+    judge = "judge skipped" if "skipped" in result["judge"] else f"judge {result['judge']['mean']:.1f}/100"
+    return f"ROUGE-L {base:.3f} -> {tuned:.3f} (base -> fine-tuned), {judge}"
+
+
+STAGES = [
+    Stage("tokenizer", "chapter 2's BPE tokenizer vs tiktoken", check_tokenizer,
+          lambda r: f"{r['tokens']:,} tokens identical to tiktoken, round trip exact",
+          recipe=lambda profile: {"tiktoken": importlib.metadata.version("tiktoken")}, chapters=(CH02,), data=("the-verdict", "gpt2-encoder", "gpt2-vocab-bpe"), plan_fields=("tokenizer_chars",)),
+    Stage("base", "loading (or pretraining) the base model", pretrain_base, _base_summary,
+          recipe=base_recipe, chapters=MODEL_CHAPTERS, data=base_data),
+    Stage("base-eval", "evaluating the base model", evaluate_base, _eval_summary,
+          recipe=base_eval_recipe, chapters=MODEL_CHAPTERS, deps=("base",), data=base_eval_data,
+          plan_fields=("eval_batches", "eval_batch_size", "sample_prompts", "sample_tokens", "seed")),
+    Stage("spam", "fine-tuning the spam classifier (chapter 6)", finetune_spam, _spam_summary,
+          recipe=spam_recipe, chapters=MODEL_CHAPTERS + (CH06,), data=("sms-spam-collection",), deps=("base",)),
+    Stage("instruct", "instruction fine-tuning (chapter 7)", finetune_instructions, _instruct_summary,
+          recipe=lambda profile: chapter(CH07).FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",)),
+    Stage("instruct-eval", "answering and scoring the test instructions", evaluate_instructions,
+          _eval_instructions_summary, recipe=lambda profile: {"judge_available": _judge_available()},
+          chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base", "instruct"),
+          plan_fields=("instruction_examples", "max_new_tokens")),
+]
