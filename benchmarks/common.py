@@ -49,6 +49,44 @@ def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / seconds
 
 
+def gpt2_pair(config, seed: int = 123):
+    """(GPTModel, Hugging Face GPT2LMHeadModel) computing the same function, for like-for-like timing.
+
+    Hugging Face draws GPT-2's initialisation (N(0, 0.02) weights; ``seed`` fixes it) and
+    ``load_gpt2_weights`` copies it into ours. Identical weights matter for speed too: both
+    models then do the same arithmetic on the same numbers, so data-dependent costs (denormals
+    from ``nn.Embedding``'s N(0, 1) default init, say) cannot favour either side.
+    ``config`` is a GPTConfig with ``qkv_bias=True``; the HF model uses SDPA attention and
+    the same dropout rate.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from shared import GPTModel, load_gpt2_weights
+
+    drop = config.drop_rate
+    hf_config = GPT2Config(n_positions=config.context_length, n_embd=config.emb_dim, n_layer=config.n_layers,
+                           n_head=config.n_heads, vocab_size=config.vocab_size, resid_pdrop=drop,
+                           embd_pdrop=drop, attn_pdrop=drop, attn_implementation="sdpa")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf = GPT2LMHeadModel(hf_config)
+    return load_gpt2_weights(GPTModel(config), hf.state_dict()), hf
+
+
+def shakespeare_tokens(num_tokens: int):
+    """The first ``num_tokens`` GPT-2 token ids of Tiny Shakespeare, a LongTensor (num_tokens,)."""
+    import torch
+
+    from shared import fetch, gpt2_encoding
+
+    text = fetch("tinyshakespeare").read_text(encoding="utf-8")
+    ids = gpt2_encoding().encode(text[: 8 * num_tokens])  # ample: ~3.3 characters per token
+    if len(ids) < num_tokens:
+        raise ValueError(f"Tiny Shakespeare has fewer than {num_tokens} tokens in its first {8 * num_tokens} characters")
+    return torch.tensor(ids[:num_tokens])
+
+
 def report(results: list) -> None:
     print()
     for result in results:
