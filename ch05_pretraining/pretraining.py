@@ -582,7 +582,7 @@ COURSE_BASE_RECIPE = {  # everything that determines course-base; the cache is r
     "val_fraction": 0.1,
     "batch_size": 2,
     "num_epochs": 1,
-    "max_steps": 240,
+    "max_steps": 260,
     "peak_lr": 2e-3,
     "min_lr": 2e-4,
     "warmup_steps": 10,
