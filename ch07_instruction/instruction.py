@@ -208,8 +208,10 @@ def finetune(model, train_loader, val_loader, ft, device, eval_freq=20, eval_ite
 def finetune_instruction_model(profile=None, device=None):
     """Sections 7.2-7.4 in one call: data, split, loaders, base model and fine-tuning.
 
-    Returns (model, history), the model in eval mode on ``device``; the result is the
-    one the chapter's notebook produces (same data, seeds and settings).
+    Returns (model, history), the model in eval mode on ``device``. Data, split, seeds
+    and settings are the chapter's; the notebook's numbers differ slightly, because it
+    also evaluates the untrained model on the training loader, which draws one more
+    shuffle from the loader's random generator before training starts.
     """
     ft = FINETUNE_SETTINGS[settings(profile).profile]
     device = device or get_device()
