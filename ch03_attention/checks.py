@@ -6,16 +6,12 @@ never raises on a wrong answer: it explains, so the reader can try again.
 
 import torch
 
-def _not_answered(answer):
-    if answer is None:
-        print("Not answered yet: replace the `None` / fill in the function, then run the check again.")
-        return True
-    return False
+from shared.exercises import not_answered
 
 
 def check_exercise_1(weights, inputs):
     """Attention weights of the query "step" (row 5 of ``inputs``) in simplified self-attention."""
-    if _not_answered(weights):
+    if not_answered(weights):
         return
     weights = torch.as_tensor(weights, dtype=torch.float32)
     if weights.shape != (6,):
@@ -35,7 +31,7 @@ def check_exercise_1(weights, inputs):
 
 def check_exercise_2(param_count):
     """A closed-form parameter count of ``MultiHeadAttention(d_in, d_out, ..., qkv_bias)``."""
-    if _not_answered(param_count):
+    if not_answered(param_count):
         return
     from shared import MultiHeadAttention
 
@@ -54,7 +50,7 @@ def check_exercise_2(param_count):
 
 def check_exercise_3(local_causal_mask):
     """A sliding-window causal mask: True where token i must NOT look at token j."""
-    if _not_answered(local_causal_mask):
+    if not_answered(local_causal_mask):
         return
     for num_tokens, window in [(6, 2), (5, 1), (4, 10), (7, 3)]:
         mask = local_causal_mask(num_tokens, window)
@@ -75,7 +71,7 @@ def check_exercise_3(local_causal_mask):
 
 def check_exercise_4(offset_causal_mask):
     """The causal mask for new tokens that follow ``num_cached`` cached ones."""
-    if _not_answered(offset_causal_mask):
+    if not_answered(offset_causal_mask):
         return
     for num_cached, num_new in [(0, 4), (3, 1), (2, 3), (5, 2)]:
         mask = offset_causal_mask(num_cached, num_new)

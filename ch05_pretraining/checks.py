@@ -12,27 +12,12 @@ import torch
 
 from ch05_pretraining.pretraining import KVCache, load_gpt2_weights, top_k_filter
 from shared import GPTConfig, GPTModel
-
-
-def _call(fn, *args):
-    """``(True, fn(*args))``, or a printed explanation and ``(False, None)`` if it raises."""
-    try:
-        return True, fn(*args)
-    except Exception as error:  # the reader's code: report, don't crash the notebook
-        print(f"Your function raised {type(error).__name__}: {error}")
-        return False, None
-
-
-def _not_answered(answer):
-    if answer is None:
-        print("Not answered yet: replace the `None` / fill in the function, then run the check again.")
-        return True
-    return False
+from shared.exercises import call_safely, not_answered
 
 
 def check_exercise_1(loss, perplexity):
     """Cross-entropy and perplexity of the target probabilities 0.5, 0.25, 0.8, 0.1."""
-    if _not_answered(loss) or _not_answered(perplexity):
+    if not_answered(loss) or not_answered(perplexity):
         return
     probs = [0.5, 0.25, 0.8, 0.1]
     expected = -sum(math.log(p) for p in probs) / len(probs)
@@ -57,8 +42,8 @@ def check_exercise_2(my_top_k):
     cases = [(torch.randn(10, generator=generator), 3), (torch.randn(4, 50, generator=generator), 1),
              (torch.randn(2, 3, 20, generator=generator), 7), (torch.randn(5, 8, generator=generator), 8)]
     for logits, k in cases:
-        ok, got = _call(my_top_k, logits.clone(), k)
-        if not ok or _not_answered(got):
+        ok, got = call_safely(my_top_k, logits.clone(), k)
+        if not ok or not_answered(got):
             return
         expected = top_k_filter(logits, k)
         if not isinstance(got, torch.Tensor) or got.shape != logits.shape:
@@ -80,8 +65,8 @@ def check_exercise_3(warmup_linear):
                 expected = peak * (step + 1) / warmup
             else:
                 expected = peak + (floor - peak) * (step - warmup) / (total - 1 - warmup)
-            ok, got = _call(warmup_linear, step, total, peak, warmup, floor)
-            if not ok or _not_answered(got):
+            ok, got = call_safely(warmup_linear, step, total, peak, warmup, floor)
+            if not ok or not_answered(got):
                 return
             if not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
                 print(f"total_steps={total}, peak_lr={peak}, warmup_steps={warmup}, min_lr={floor}: "
@@ -100,14 +85,14 @@ def check_exercise_4(kv_cache_bytes):
         with torch.no_grad():
             model(torch.zeros(batch, tokens, dtype=torch.long), cache=cache)
         allocated = sum(t.numel() * t.element_size() for store in (cache._keys, cache._values) for t in store.values())
-        ok, got = _call(kv_cache_bytes, config, batch, tokens)
-        if not ok or _not_answered(got):
+        ok, got = call_safely(kv_cache_bytes, config, batch, tokens)
+        if not ok or not_answered(got):
             return
         if got != allocated:
             print(f"{config.n_layers} layers, emb_dim {config.emb_dim}, batch {batch}, {tokens} tokens: "
                   f"KVCache allocates {allocated:,} bytes, you compute {got:,}.")
             return
-    ok, half = _call(kv_cache_bytes, GPTConfig(), 1, 1024, 2)
+    ok, half = call_safely(kv_cache_bytes, GPTConfig(), 1, 1024, 2)
     if ok and half is not None:
         xl = GPTConfig(emb_dim=1600, n_heads=25, n_layers=48)
         print(f"Correct! GPT-2 small at 1,024 tokens in 16-bit: {half / 2**20:.0f} MiB per sequence; "
@@ -140,8 +125,8 @@ def check_exercise_5(course_name):
     load_gpt2_weights(model, state)
     params = dict(model.named_parameters())
     for hf_name in names:
-        ok, got = _call(course_name, hf_name)
-        if not ok or _not_answered(got):
+        ok, got = call_safely(course_name, hf_name)
+        if not ok or not_answered(got):
             return
         if not (isinstance(got, tuple) and len(got) == 2):
             print(f"course_name({hf_name!r}) should return a pair (name, transpose), got {got!r}.")

@@ -11,22 +11,9 @@ import random
 import torch
 
 from shared import GPTConfig, GPTModel, format_input, gpt2_encoding, instruction_collate
+from shared.exercises import call_safely, not_answered
 
-
-def _call(fn, *args):
-    """``(True, fn(*args))``, or a printed explanation and ``(False, None)`` if it raises."""
-    try:
-        return True, fn(*args)
-    except Exception as error:  # the reader's code: report, don't crash the notebook
-        print(f"Your function raised {type(error).__name__}: {error}")
-        return False, None
-
-
-def _not_answered(result) -> bool:
-    if result is None or result is Ellipsis:
-        print("Not answered yet: fill in your function, then run the check again.")
-        return True
-    return False
+NOT_ANSWERED = "Not answered yet: fill in your function, then run the check again."
 
 
 def check_exercise_1(format_fn):
@@ -40,8 +27,8 @@ def check_exercise_1(format_fn):
          "<|user|>\nSay hi.\n<|assistant|>\n"),
     ]
     for entry, expected in cases:
-        ok, got = _call(format_fn, entry)
-        if not ok or _not_answered(got):
+        ok, got = call_safely(format_fn, entry)
+        if not ok or not_answered(got, NOT_ANSWERED):
             return
         if got != expected:
             print(f"Not yet: for {entry} expected\n{expected!r}\nbut got\n{got!r}")
@@ -69,8 +56,8 @@ def check_exercise_2(mask_fn):
         _, targets = instruction_collate(batch)
         _, expected = instruction_collate(batch, mask_prompt=True)
         original = targets.clone()
-        ok, got = _call(mask_fn, targets, [p for _, p in batch], -100)
-        if not ok or _not_answered(got):
+        ok, got = call_safely(mask_fn, targets, [p for _, p in batch], -100)
+        if not ok or not_answered(got, NOT_ANSWERED):
             return
         if not torch.equal(targets, original):
             print("Not yet: your function changed the targets tensor it was given; work on a copy (.clone()).")
@@ -96,8 +83,8 @@ def check_exercise_3(freeze_fn):
     for tied in (False, True):
         for num_blocks in (0, 1, 3):
             model = _tiny_model(tied)
-            ok, count = _call(freeze_fn, model, num_blocks)
-            if not ok or _not_answered(count):
+            ok, count = call_safely(freeze_fn, model, num_blocks)
+            if not ok or not_answered(count, NOT_ANSWERED):
                 return
             first_trainable = len(model.trf_blocks) - num_blocks
             expected = {id(p) for block in model.trf_blocks[first_trainable:] for p in block.parameters()}
