@@ -26,6 +26,18 @@ def _bad_fraction(name, value):
     return None
 
 
+def _usable(answers, accuracies):
+    """True if every answer is given and each named accuracy is a fraction; else say what is off."""
+    if _not_answered(*answers):
+        return False
+    for name, value in accuracies.items():
+        problem = _bad_fraction(name, value)
+        if problem:
+            print(problem)
+            return False
+    return True
+
+
 def _trainable(module):
     return [p.requires_grad for p in module.parameters()]
 
@@ -36,11 +48,7 @@ def check_exercise_1(model_other, test_accuracy_other, chapter_trained_all):
     ``chapter_trained_all``: True if the chapter trained every parameter (``quick``), so the answer
     should train only the last block, final norm and head; False (``book``): the answer trains all.
     """
-    if _not_answered(model_other, test_accuracy_other):
-        return
-    problem = _bad_fraction("test_accuracy_other", test_accuracy_other)
-    if problem:
-        print(problem)
+    if not _usable([model_other, test_accuracy_other], {"test_accuracy_other": test_accuracy_other}):
         return
     head = getattr(model_other, "out_head", None)
     if getattr(head, "out_features", None) != 2:
@@ -73,13 +81,9 @@ def check_exercise_1(model_other, test_accuracy_other, chapter_trained_all):
 
 def check_exercise_2(first_token_accuracy, last_token_accuracy):
     """Validation accuracies when reading the class scores at the first vs the last position."""
-    if _not_answered(first_token_accuracy, last_token_accuracy):
+    accuracies = {"first_token_accuracy": first_token_accuracy, "last_token_accuracy": last_token_accuracy}
+    if not _usable(accuracies.values(), accuracies):
         return
-    for name, value in [("first_token_accuracy", first_token_accuracy), ("last_token_accuracy", last_token_accuracy)]:
-        problem = _bad_fraction(name, value)
-        if problem:
-            print(problem)
-            return
     if last_token_accuracy < 0.75:
         print(f"The last-token classifier reaches only {last_token_accuracy:.1%}: train it as in section 6.7.")
         return
@@ -93,11 +97,7 @@ def check_exercise_2(first_token_accuracy, last_token_accuracy):
 
 def check_exercise_3(long_train_dataset, test_accuracy_long, context_length):
     """A training set padded to the full context, and the test accuracy of a classifier trained on it."""
-    if _not_answered(long_train_dataset, test_accuracy_long):
-        return
-    problem = _bad_fraction("test_accuracy_long", test_accuracy_long)
-    if problem:
-        print(problem)
+    if not _usable([long_train_dataset, test_accuracy_long], {"test_accuracy_long": test_accuracy_long}):
         return
     max_length = getattr(long_train_dataset, "max_length", None)
     if max_length is None or not hasattr(long_train_dataset, "input_ids"):
