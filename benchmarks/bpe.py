@@ -12,10 +12,9 @@ Run: python benchmarks/bpe.py
 """
 
 import statistics
-import sys
 import time
 
-from common import Result, interleaved_medians, report
+from common import Result, interleaved_medians, run_script
 from shared import BPETokenizer, fetch, gpt2_encoding
 
 ENCODE_TARGET = 0.1
@@ -52,6 +51,4 @@ def main(repeats: int = 3) -> list:
 
 
 if __name__ == "__main__":
-    results = main()
-    report(results)
-    sys.exit(0 if all(r.passed for r in results) else 1)
+    run_script(main)

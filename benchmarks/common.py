@@ -91,3 +91,20 @@ def report(results: list) -> None:
     print()
     for result in results:
         print(result.line())
+
+
+def run_script(main, quick_help=None) -> None:
+    """The command line of a benchmark script: run ``main``, print the table, exit 0 only if all pass.
+
+    With ``quick_help``, the script takes ``--quick`` (described by that text) and passes it on.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
+    if quick_help:
+        parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    results = main(quick=args.quick) if quick_help else main()
+    report(results)
+    sys.exit(0 if all(r.passed for r in results) else 1)

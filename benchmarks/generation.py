@@ -15,13 +15,11 @@ P3b: cache vs Hugging Face. Ratio: HF time / course time. Target: >= 1.0x.
 Run: python benchmarks/generation.py [--quick]   (--quick: one timed run instead of three)
 """
 
-import argparse
-import sys
 from dataclasses import replace
 
 import torch
 
-from common import Result, gpt2_pair, interleaved_medians, report, shakespeare_tokens
+from common import Result, gpt2_pair, interleaved_medians, shakespeare_tokens, run_script
 from shared import GPT_CONFIGS, generate
 
 PROMPT_TOKENS, NEW_TOKENS = 10, 200
@@ -66,8 +64,4 @@ def main(quick: bool = False, config=None) -> list:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one timed run instead of three: a smoke run, noisier")
-    results = main(quick=parser.parse_args().quick)
-    report(results)
-    sys.exit(0 if all(r.passed for r in results) else 1)
+    run_script(main, quick_help="one timed run instead of three: a smoke run, noisier")

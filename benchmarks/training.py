@@ -28,15 +28,13 @@ P2b: the fast path must train the same model: its loss on a held-out batch (floa
 Run: python benchmarks/training.py [--quick]   (--quick: fewer repeats and 5 steps in P2)
 """
 
-import argparse
 import math
-import sys
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
-from common import Result, gpt2_pair, interleaved_medians, matmul_peak_flops, report, shakespeare_tokens
+from common import Result, gpt2_pair, interleaved_medians, matmul_peak_flops, shakespeare_tokens, run_script
 from ch05_pretraining.pretraining import calc_loss_batch, fast_path_options
 from shared import GPT_CONFIGS, GPTModel, load_gpt2_weights
 
@@ -151,8 +149,4 @@ def main(quick: bool = False, config=None) -> list:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps: a smoke run, noisier")
-    results = main(quick=parser.parse_args().quick)
-    report(results)
-    sys.exit(0 if all(r.passed for r in results) else 1)
+    run_script(main, quick_help="fewer repeats and steps: a smoke run, noisier")
