@@ -2,11 +2,11 @@
 # change the notebook's `#| export` cells and run `llm-course export` again.
 """Chapter 4 — Implementing a GPT model from scratch"""
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from shared import MultiHeadAttention
 
@@ -64,11 +64,12 @@ GPT_CONFIGS = {
 class LayerNorm(nn.Module):
     """Normalise each token vector to mean 0 and variance 1, then rescale and shift it.
 
-    x (..., emb_dim) -> same shape. The statistics are taken over the last dimension only,
-    so every token is normalised on its own. ``scale`` and ``shift`` (emb_dim,) are learned
-    and start as the identity, letting training undo the normalisation where it hurts. The
-    variance divides by emb_dim (not emb_dim - 1), as GPT-2 and ``torch.nn.LayerNorm`` do;
-    ``eps`` keeps the division finite for a constant vector.
+    x (..., emb_dim) -> same shape: y = scale * (x - mean) / sqrt(var + eps) + shift, with the
+    mean and variance of each token vector over its last dimension, so every token is
+    normalised on its own. The variance divides by emb_dim (not emb_dim - 1), as GPT-2 does.
+    ``scale`` and ``shift`` (emb_dim,) are learned and start as the identity, letting training
+    undo the normalisation where it hurts. PyTorch's fused ``F.layer_norm`` evaluates the
+    formula in one pass instead of seven tensor operations.
     """
 
     def __init__(self, emb_dim, eps=1e-5):
@@ -78,20 +79,19 @@ class LayerNorm(nn.Module):
         self.shift = nn.Parameter(torch.zeros(emb_dim))
 
     def forward(self, x):
-        mean = x.mean(dim=-1, keepdim=True)                  # (..., 1)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)    # (..., 1)
-        x_hat = (x - mean) / torch.sqrt(var + self.eps)
-        return self.scale * x_hat + self.shift
+        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
 
 class GELU(nn.Module):
     """The GELU activation in its tanh approximation, the form GPT-2 was trained with.
 
-    Elementwise: x (any shape) -> same shape. Close to ReLU for large |x|, but smooth,
-    and slightly negative for small negative inputs.
+    Elementwise: x (any shape) -> same shape,
+        0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3))),
+    computed by PyTorch's fused kernel. Close to ReLU for large |x|, but smooth, and slightly
+    negative for small negative inputs.
     """
 
     def forward(self, x):
-        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+        return F.gelu(x, approximate="tanh")
 
 class FeedForward(nn.Module):
     """The per-token MLP of a transformer block: widen 4x, GELU, project back.
