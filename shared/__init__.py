@@ -52,6 +52,8 @@ _EXPORTS = {
     "load_gpt2_weights": "ch05_pretraining.pretraining",
     "load_pretrained": "ch05_pretraining.pretraining",
     "course_base_config": "ch05_pretraining.pretraining",
+    "set_sdpa": "ch05_pretraining.pretraining",
+    "fast_path_options": "ch05_pretraining.pretraining",
     # ch06
     "CLASS_NAMES": "ch06_classification.classification",
     "prepare_spam_splits": "ch06_classification.classification",

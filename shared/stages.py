@@ -251,8 +251,9 @@ def finetune_spam(ctx):
         model.requires_grad_(True)
     model.to(device)
     set_seed(seed)
+    ch05.set_sdpa(model, True)
     optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=spam["lr"],
-                                  weight_decay=SPAM_RUN["weight_decay"])
+                                  weight_decay=SPAM_RUN["weight_decay"], fused=ch05.fast_path_options(device)["fused_adamw"])
     total_steps = spam["num_epochs"] * len(train_loader)
     scheduler = (torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
                  if spam["lr_decay"] else None)
