@@ -69,7 +69,7 @@ class LayerNorm(nn.Module):
     normalised on its own. The variance divides by emb_dim (not emb_dim - 1), as GPT-2 does.
     ``scale`` and ``shift`` (emb_dim,) are learned and start as the identity, letting training
     undo the normalisation where it hurts. PyTorch's fused ``F.layer_norm`` evaluates the
-    formula in one pass instead of seven tensor operations.
+    formula in one pass instead of eight tensor operations.
     """
 
     def __init__(self, emb_dim, eps=1e-5):
