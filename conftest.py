@@ -1,6 +1,7 @@
-"""Session setup for the notebook tests, and a report of each notebook's wall time."""
+"""Session setup for the notebook tests; a report of each notebook's marked cells and wall time."""
 
 from collections import defaultdict
+from pathlib import Path
 
 _notebook_seconds = defaultdict(float)
 
@@ -20,6 +21,14 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter):
     if not _notebook_seconds:
         return
+    from shared.notebook_policy import marked_cell_count
+
+    terminalreporter.section("marked cells (output not compared, guarded by an assert)")
+    root = Path(terminalreporter.config.rootpath)
+    counts = {path: marked_cell_count(root / path) for path in sorted(_notebook_seconds)}
+    for path, count in counts.items():
+        terminalreporter.write_line(f"{count:4d}  {path}")
+    terminalreporter.write_line(f"{sum(counts.values()):4d}  all notebooks")
     terminalreporter.section("notebook wall times")
     for path, seconds in sorted(_notebook_seconds.items()):
         terminalreporter.write_line(f"{seconds:7.1f} s  {path}")
