@@ -95,6 +95,46 @@ def test_text_token_round_trip_with_tiktoken_and_chapter_2_tokenizer():
         token_ids_to_text(torch.zeros(2, 3, dtype=torch.long), ours)
 
 
+@pytest.fixture(scope="module")
+def verdict_text():
+    from shared import fetch
+
+    return fetch("the-verdict").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("special_tokens", [(), ("<|endoftext|>",)], ids=["no-special", "endoftext"])
+def test_helpers_work_with_a_tokenizer_trained_in_chapter_2(verdict_text, special_tokens):
+    """Chapter 2's trained tokenizers may lack <|endoftext|>; the helpers must work either way."""
+    from shared import BPETokenizer
+
+    tok = BPETokenizer().train(verdict_text[:5000], 300, special_tokens=special_tokens)
+    ids = text_to_token_ids("Every effort moves you", tok)
+    assert ids.shape[0] == 1 and token_ids_to_text(ids, tok) == "Every effort moves you"
+    marked = text_to_token_ids("end<|endoftext|>start", tok)[0].tolist()
+    if special_tokens:
+        assert tok.special_tokens["<|endoftext|>"] in marked
+    else:  # no such token: the characters are ordinary text
+        assert max(marked) < tok.vocab_size and token_ids_to_text(torch.tensor(marked), tok) == "end<|endoftext|>start"
+
+
+def test_train_model_samples_with_a_tokenizer_trained_in_chapter_2(verdict_text, capsys):
+    """End-of-epoch samples go through text_to_token_ids; a trained tokenizer without specials must not crash."""
+    from shared import BPETokenizer
+
+    tok = BPETokenizer().train(verdict_text[:5000], 300)
+    cfg = dataclasses.replace(TINY, vocab_size=tok.vocab_size)
+    torch.manual_seed(0)
+    model = GPTModel(cfg)
+    ids = torch.tensor(tok.encode(verdict_text[:600]))
+    from shared import create_dataloader
+
+    loader = create_dataloader(ids, batch_size=2, context_length=8, stride=8, shuffle=False, drop_last=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    train_model(model, loader, loader, optimizer, "cpu", num_epochs=1, eval_freq=100, eval_iter=1,
+                start_context="Every effort", tokenizer=tok)
+    assert "Every effort" in capsys.readouterr().out
+
+
 # --- generate ------------------------------------------------------------------------------
 
 def test_temperature_zero_is_greedy_and_equals_generate_text_simple():
