@@ -1,0 +1,1 @@
+"""Chapter 0 — a PyTorch primer: tensors, shapes, autograd, modules and a training loop."""
