@@ -76,6 +76,7 @@ class SimpleTokenizerV2(SimpleTokenizerV1):
         unk_id = self.str_to_id[self.unk_token]
         return [self.str_to_id.get(token, unk_id) for token in self.split(text)]
 
+# as published with GPT-2; tiktoken writes an equivalent, faster form of it
 GPT2_SPLIT_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 
 
@@ -401,7 +402,6 @@ class BPETokenizer:
         encodes such tokens as ordinary text instead. Surrogates in ``text`` are repaired
         first, as tiktoken does (``repair_surrogates``).
         """
-        text = repair_surrogates(text)
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         if unknown := allowed - set(self.special_tokens):
             raise ValueError(f"allowed_special names {sorted(unknown)}, which this tokenizer does not have "
@@ -412,6 +412,7 @@ class BPETokenizer:
                 f"the text contains the special token {found.group()!r} (at character {found.start()}), "
                 f"which is not allowed: pass allowed_special={{{found.group()!r}}} (or 'all') to encode it "
                 "as a special token, or disallowed_special=() to encode it as ordinary text")
+        text = repair_surrogates(text)
         if not allowed:
             return self._encode_ordinary(text)
         ids, start = [], 0

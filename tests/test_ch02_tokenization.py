@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from ch02_tokenization.tokenization import (
-    LETTER_RANGES, NUMBER_RANGES, SPACE_RANGES, bpe_encode_piece, class_body, gpt2_byte_alphabet,
+    GPT2_SPLIT_PATTERN, LETTER_RANGES, NUMBER_RANGES, SPACE_RANGES, bpe_encode_piece, class_body, gpt2_byte_alphabet,
     learn_merges, merge_pair, pretokenize, repair_surrogates,
 )
 from shared import (
@@ -209,10 +209,13 @@ def code_point_probes(cp: int) -> str:
     return f"a{c}'sb\n  {c}x\n"
 
 
+# Planes 0-3 and 14: every assigned character (planes 4-13 are unassigned, 15-16 private use).
+ASSIGNED_PLANES = [cp for cp in (*range(0x40000), *range(0xE0000, 0xE1000)) if not 0xD800 <= cp <= 0xDFFF]
+
+
 def test_from_gpt2_equals_tiktoken_on_every_code_point(gpt2, gpt2_bpe):
-    """Planes 0-3 and 14 (every assigned character; planes 4-13 are unassigned, 15-16 private use)."""
     tokenizer = BPETokenizer(gpt2_bpe.merges, gpt2_bpe.special_tokens, gpt2_bpe.byte_order)  # keep the shared cache
-    code_points = [cp for cp in (*range(0x40000), *range(0xE0000, 0xE1000)) if not 0xD800 <= cp <= 0xDFFF]
+    code_points = ASSIGNED_PLANES
     for start in range(0, len(code_points), 4096):
         chunk = code_points[start:start + 4096]
         text = "".join(map(code_point_probes, chunk))
@@ -220,6 +223,14 @@ def test_from_gpt2_equals_tiktoken_on_every_code_point(gpt2, gpt2_bpe):
             differ = [f"U+{cp:04X}" for cp in chunk
                       if tokenizer.encode(code_point_probes(cp)) != gpt2.encode(code_point_probes(cp))]
             pytest.fail(f"{len(differ)} code points encode differently from tiktoken: {differ[:20]}")
+
+
+def test_published_pattern_in_tiktokens_engine_equals_tiktoken(gpt2):
+    """GPT2_SPLIT_PATTERN, the form the notebook explains, cuts like tiktoken's own form of it."""
+    published = tiktoken.Encoding(name="gpt2-published", pat_str=GPT2_SPLIT_PATTERN,
+                                  mergeable_ranks=gpt2._mergeable_ranks, special_tokens={})
+    text = "".join(map(code_point_probes, ASSIGNED_PLANES)) + MIXED + " 'S'll \n\n x  \t 12"
+    assert published.encode(text) == gpt2.encode(text)
 
 
 def test_repair_surrogates_joins_pairs_and_replaces_lone_ones():
