@@ -215,9 +215,8 @@ ASSIGNED_PLANES = [cp for cp in (*range(0x40000), *range(0xE0000, 0xE1000)) if n
 
 def test_from_gpt2_equals_tiktoken_on_every_code_point(gpt2, gpt2_bpe):
     tokenizer = BPETokenizer(gpt2_bpe.merges, gpt2_bpe.special_tokens, gpt2_bpe.byte_order)  # keep the shared cache
-    code_points = ASSIGNED_PLANES
-    for start in range(0, len(code_points), 4096):
-        chunk = code_points[start:start + 4096]
+    for start in range(0, len(ASSIGNED_PLANES), 4096):
+        chunk = ASSIGNED_PLANES[start:start + 4096]
         text = "".join(map(code_point_probes, chunk))
         if tokenizer.encode(text) != gpt2.encode(text):
             differ = [f"U+{cp:04X}" for cp in chunk
