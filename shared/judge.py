@@ -116,7 +116,7 @@ def probe_ollama(url, model, timeout=2.0):
             body = response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError:
         return {"answers": True, "models": None}
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException, ValueError):  # ValueError: not an http:// URL
         return {"answers": False, "models": None}
     try:
         return {"answers": True, "models": {m["name"]: m.get("digest", "") for m in json.loads(body)["models"]}}

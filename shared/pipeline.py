@@ -147,7 +147,9 @@ def rerun_reason(record, inputs, out, fresh):
     if record is None:
         return "no record yet"
     if record.get("fingerprint") != fingerprint(inputs):
-        changed = [key for key in inputs if record.get("inputs", {}).get(key) != inputs[key]]
+        before = record.get("inputs", {})
+        changed = [key if key != "live" else _live_change(before.get("live") or {}, inputs["live"])
+                   for key in inputs if before.get(key) != inputs[key]]
         return f"changed: {', '.join(changed) or 'inputs'}"
     for rel, sha in record.get("artifacts", {}).items():
         path = out / rel  # rel may be absolute (a file in the course cache)
@@ -157,6 +159,11 @@ def rerun_reason(record, inputs, out, fresh):
             return f"file {rel} was altered since the stage ran"
     retry = record.get("result", {}).get("retry")  # e.g. the judge did not answer: worth asking again
     return retry or None
+
+
+def _live_change(before, now):
+    """What a stage found different at this run, e.g. "answers False -> True" for the judge server."""
+    return ", ".join(f"{key} {before.get(key)} -> {now[key]}" for key in now if before.get(key) != now[key])
 
 
 def fetch_all(profile):

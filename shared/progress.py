@@ -26,27 +26,30 @@ class LineProgress(tqdm):
         super().__init__(*args, **kwargs)
 
     def _due(self):
-        if self._shown is None or self.n == self.total:
-            return self._shown is None or self._shown[0] != self.n
+        if self._shown is None:
+            return True
         if self.total:
-            return self.n - self._shown[0] >= self.total / 10
+            return self.n - self._shown[0] >= self.total / 10 or (self.n == self.total != self._shown[0])
         return time.monotonic() - self._shown[1] >= self.seconds_per_line
+
+    def _write_line(self):
+        self.fp.write(self.__str__() + "\n")
+        self.fp.flush()
+        self._shown = (self.n, time.monotonic())
 
     def display(self, msg=None, pos=None):
         if msg is not None:  # tqdm clears a terminal line with msg=""; a log has nothing to clear
             return False
         if self._due():
-            self.fp.write(self.__str__() + "\n")
-            self.fp.flush()
-            self._shown = (self.n, time.monotonic())
+            self._write_line()
         return True
 
     def clear(self, nolock=False):
         """Nothing to clear: every line written stays (tqdm.write calls this around its message)."""
 
     def close(self):
-        if not getattr(self, "disable", True) and self.leave is not False and self._shown is not None:
-            self.display()  # the final count, unless already written
+        if not getattr(self, "disable", True) and self._shown is not None and self._shown[0] != self.n:
+            self._write_line()  # the final count
         self.leave = False  # tqdm would otherwise end the (already finished) line once more
         super().close()
 

@@ -278,6 +278,7 @@ def test_a_judge_that_appears_reruns_only_the_judge_stage(run, tmp_path):
     assert code == 0, stderr
     lines = stage_lines(stdout)
     assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
+    assert "instruct-judge asking the LLM judge (Ollama) to score the answers (changed: answers True -> False, " in stdout
     assert f"judge skipped (no Ollama server answers at {stub.url}" in lines["instruct-judge"]
 
 
