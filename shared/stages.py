@@ -369,7 +369,7 @@ def _judge_unavailable(server):
 
 
 def judge_instructions(ctx):
-    """Chapter 7, section 7.7: a local LLM scores each fine-tuned answer 0-100 against the reference.
+    """Chapter 7, section 7.6 ("An LLM as the judge"): a local LLM scores each fine-tuned answer 0-100.
 
     A failed query (timeout, dropped connection, HTTP error, a reply without a score) skips
     that answer and is counted by reason; timeouts and connection failures also mark the
@@ -402,8 +402,8 @@ def judge_line(result):
     if "skipped" in result:
         return f"skipped ({result['skipped']})"
     failures = describe_failures(result["failed"])
-    scored = (f"mean {result['mean']:.1f} / 100 over {result['answers']} answers" if result["answers"]
-              else "no answer was scored")
+    n = result["answers"]
+    scored = f"mean {result['mean']:.1f} / 100 over {n} answer{'s' * (n != 1)}" if n else "no answer was scored"
     return scored + (f"; {failures}" if failures else "")
 
 
@@ -428,5 +428,5 @@ STAGES = [
           _eval_instructions_summary, chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",),
           deps=("base", "instruct"), plan_fields=("instruction_examples", "max_new_tokens")),
     Stage("instruct-judge", "asking the LLM judge (Ollama) to score the answers", judge_instructions,
-          _judge_summary, chapters=(CH07,), deps=("instruct-eval",), live=judge_server),
+          _judge_summary, chapters=(CH07, "shared.judge"), deps=("instruct-eval",), live=judge_server),
 ]

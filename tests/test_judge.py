@@ -92,7 +92,7 @@ def test_mixed_faults_are_counted_by_reason(answered):
     with OllamaStub([STALL, "Score: 85", GARBAGE, ERROR]) as stub:
         result = judge(answered, stub.url)
     assert result["failed"] == {"timeout": 1, "unparseable reply": 1, "HTTP 500": 1}
-    assert stages.judge_line(result) == ("mean 85.0 / 100 over 1 answers; "
+    assert stages.judge_line(result) == ("mean 85.0 / 100 over 1 answer; "
                                          "3 skipped: 1 HTTP 500, 1 timeout, 1 unparseable reply")
     assert "HTTP 500" in result["examples"]["HTTP 500"] and "not json" in result["examples"]["unparseable reply"]
 
