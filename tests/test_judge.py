@@ -4,8 +4,11 @@ Every fault must end as skipped answers with a reason, never as an exception. Th
 timeout is 0.5 s (a stall lasts 2 s), so the whole file runs in a few seconds.
 """
 
+import http.client
+import io
 import json
 import socket
+import urllib.error
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ import torch
 from ch07_instruction import instruction as ch07
 from ollama_stub import DIGEST, DROP, ERROR, GARBAGE, NOT_HTTP, STALL, OllamaStub
 from shared import stages
-from shared.judge import UnparseableReply, parse_score
+from shared.judge import UnparseableReply, failure_kind, judge_all, parse_score
 
 TIMEOUT = 0.5
 
@@ -35,6 +38,41 @@ def test_parse_score_takes_the_score_not_the_scale(reply, score):
 def test_parse_score_refuses_replies_without_a_score_in_0_to_100(reply):
     with pytest.raises(UnparseableReply, match="score"):
         parse_score(reply)
+
+
+def judge_error_from(exc):
+    """Chapter 7's JudgeError raised while handling ``exc``, as query_ollama raises it (``from None``)."""
+    try:
+        raise exc
+    except Exception:
+        try:
+            raise ch07.JudgeError("the judge failed") from None
+        except ch07.JudgeError as judge_error:
+            return judge_error
+
+
+@pytest.mark.parametrize("exc, kind", [
+    (socket.timeout("timed out"), "timeout"),
+    (urllib.error.URLError(TimeoutError("timed out")), "timeout"),
+    (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "connection refused"),
+    (http.client.RemoteDisconnected("Remote end closed connection without response"), "connection dropped"),
+    (ConnectionResetError(104, "Connection reset by peer"), "connection dropped"),
+    (urllib.error.URLError("no route"), "connection error"),
+    (judge_error_from(urllib.error.HTTPError("http://x", 404, "Not Found", {}, io.BytesIO(b""))), "HTTP 404"),
+    (judge_error_from(json.JSONDecodeError("Expecting value", "<html>", 0)), "unparseable reply"),
+    (UnparseableReply("no score"), "unparseable reply"),
+])
+def test_each_failure_gets_its_reason(exc, kind):
+    assert failure_kind(exc) == kind
+
+
+def test_a_refused_connection_is_skipped_and_counted():
+    def ask(prompt):
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    verdicts = judge_all(["a", "b", "c", "d", "e"], ask)
+    assert verdicts["scores"] == [None] * 5
+    assert verdicts["failed"] == {"connection refused": 3, "not asked (the judge had stopped answering)": 2}
 
 
 @pytest.fixture
