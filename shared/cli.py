@@ -166,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the course end to end (text -> chatbot) and write a report",
                          description="Tokenizer check, base model, its evaluation, spam classifier, instruction "
-                                     "fine-tuning and its evaluation, then DIR/report.md. Finished stages are "
-                                     "stored in DIR/stages and reused while their inputs are unchanged.")
+                                     "fine-tuning and its evaluation, the LLM judge (when an Ollama server "
+                                     "answers), then DIR/report.md. Finished stages are stored in DIR/stages and "
+                                     "reused while their inputs are unchanged; the judge server is looked for "
+                                     "at every run.")
     run.add_argument("--profile", help=profile_help)
     run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile> in the course folder; "
                                                   "running again reuses its finished stages)")

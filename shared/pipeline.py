@@ -1,18 +1,25 @@
 """``llm-course run``: the whole course end to end, text -> chatbot, with a report.
 
 The stages (``shared.stages``) run in order: tokenizer check, base model, its evaluation,
-spam classifier, instruction fine-tuning, instruction evaluation; then ``DIR/report.md``
-and its plots are written.
+spam classifier, instruction fine-tuning, instruction evaluation, LLM judge; then
+``DIR/report.md`` and its plots are written.
 
 Caching. Each stage has a fingerprint: the sha256 of its inputs, i.e. its name, the
-profile, the device type, the chapter settings it reads, the ``RunPlan`` fields it uses,
-the registry hashes of its data files, the sha256 of the chapter modules it runs (and of
-``shared/stages.py``) and the fingerprints of the stages it builds on. Its result is stored
-in ``DIR/stages/<name>.json`` with that fingerprint and the sha256 of the files it wrote
-(e.g. ``DIR/instruct-model/``). A later run reuses a stage whose fingerprint matches and
-whose files are intact; a change anywhere upstream changes the fingerprints downstream.
-``fresh=True`` (``--fresh``) runs every stage again. Models that chapter 5 keeps in the
-course cache (course-base, validated against its recipe) are reused either way.
+profile, the device type, the torch version, the chapter settings it reads, the
+``RunPlan`` fields it uses, the registry hashes of its data files, the sha256 of the
+chapter modules it runs (and of ``shared/stages.py``), what it checks at each run (the
+judge server) and, for each stage it builds on, that stage's fingerprint and the sha256
+of the files it produced. Its result is stored in ``DIR/stages/<name>.json`` with that
+fingerprint and the sha256 of the files it wrote (e.g. ``DIR/instruct-model/``, or
+course-base in the course cache). A later run reuses a stage whose fingerprint matches
+and whose files are intact; a change anywhere upstream changes the fingerprints
+downstream. A stage whose result asks for it (a judge that did not answer) runs again
+at the next run. ``fresh=True`` (``--fresh``) runs every stage again. Models that
+chapter 5 keeps in the course cache (course-base, validated against its recipe) are
+reused either way.
+
+Progress bars. When standard error is not a terminal (a log file, CI), the chapters'
+tqdm bars write one line per tenth of the way instead of carriage-return frames.
 
 Interruptions. A stage's old record is deleted before it runs, its files are written
 atomically and its record last, so Ctrl-C leaves the finished stages intact and nothing
@@ -36,9 +43,10 @@ from shared.config import PROFILES, settings
 from shared.data import REGISTRY, entries_for, fetch, sha256_of
 from shared.export import REPO_ROOT
 from shared.files import atomic_write
+from shared.progress import log_friendly_progress
 from shared.runtime import get_device
 from shared.stages import (INSTRUCT_MODEL_DIR, PLANS, RESPONSES_FILE, STAGES, PipelineError, RunContext,
-                           read_run_model)
+                           judge_line, read_run_model)
 
 REPORT = "report.md"
 
@@ -80,22 +88,44 @@ def _source_sha256(module_name):
     return sha256_of(Path(importlib.util.find_spec(module_name).origin))
 
 
+def _torch_version():
+    import torch
+
+    return torch.__version__
+
+
 def stage_inputs(stage, ctx, fingerprints):
-    """Everything a stage's result depends on, as JSON (what its fingerprint hashes)."""
+    """Everything a stage's result depends on, as JSON (what its fingerprint hashes).
+
+    fingerprints: {stage name: ``output_id`` of its record} for the stages run before.
+    """
     data = stage.data(ctx.profile) if callable(stage.data) else stage.data
     inputs = {
-        "stage": stage.name, "profile": ctx.profile, "device": ctx.device.type,
+        "stage": stage.name, "profile": ctx.profile, "device": ctx.device.type, "torch": _torch_version(),
         "recipe": stage.recipe(ctx.profile),
         "plan": {field: getattr(ctx.plan, field) for field in stage.plan_fields},
         "data": {name: REGISTRY[name].sha256 or REGISTRY[name].relpath for name in data},
         "sources": {module: _source_sha256(module) for module in stage.chapters + ("shared.stages",)},
         "depends_on": {name: fingerprints[name] for name in stage.deps},
     }
+    if stage.live is not None:
+        inputs["live"] = stage.live(ctx)
     return json.loads(_json(inputs))  # as it reads back from a record
 
 
 def fingerprint(inputs):
     return hashlib.sha256(_json(inputs).encode()).hexdigest()
+
+
+def output_id(record):
+    """What a later stage builds on: the record's fingerprint and the sha256 of the files it produced.
+
+    A stage redone with the same inputs but different files (e.g. weights trained anew on
+    another machine) thus changes the fingerprints of the stages after it.
+    """
+    if not record.get("artifacts"):
+        return record["fingerprint"]
+    return hashlib.sha256(_json([record["fingerprint"], sorted(record["artifacts"].values())]).encode()).hexdigest()
 
 
 def _record_path(out, name):
@@ -117,12 +147,23 @@ def rerun_reason(record, inputs, out, fresh):
     if record is None:
         return "no record yet"
     if record.get("fingerprint") != fingerprint(inputs):
-        changed = [key for key in inputs if record.get("inputs", {}).get(key) != inputs[key]]
+        before = record.get("inputs", {})
+        changed = [key if key != "live" else _live_change(before.get("live") or {}, inputs["live"])
+                   for key in inputs if before.get(key) != inputs[key]]
         return f"changed: {', '.join(changed) or 'inputs'}"
     for rel, sha in record.get("artifacts", {}).items():
-        if not (out / rel).is_file() or sha256_of(out / rel) != sha:
-            return f"{rel} is missing or changed"
-    return None
+        path = out / rel  # rel may be absolute (a file in the course cache)
+        if not path.is_file():
+            return f"file {rel} is missing"
+        if sha256_of(path) != sha:
+            return f"file {rel} was altered since the stage ran"
+    retry = record.get("result", {}).get("retry")  # e.g. the judge did not answer: worth asking again
+    return retry or None
+
+
+def _live_change(before, now):
+    """What a stage found different at this run, e.g. "answers False -> True" for the judge server."""
+    return ", ".join(f"{key} {before.get(key)} -> {now[key]}" for key in now if before.get(key) != now[key])
 
 
 def fetch_all(profile):
@@ -143,10 +184,24 @@ def run_pipeline(profile=None, out=None, fresh=False, plan=None):
     ctx = RunContext(cfg.profile, out, plan or PLANS[cfg.profile], get_device())
     print(f"llm-course run: profile {ctx.profile}, device {ctx.device}, folder {out}", flush=True)
     fetch_all(ctx.profile)
+    chapters = dict.fromkeys(module for stage in STAGES for module in stage.chapters)
+    with log_friendly_progress(chapters):
+        records, timings = _run_stages(ctx, fresh)
+
     total = len(STAGES) + 1
+    start = time.perf_counter()
+    report = write_report(ctx, records, timings)
+    print(f"[{total}/{total}] {'report':<14} {report}   ({time.perf_counter() - start:.1f} s)")
+    print(f"chat with the result: llm-course chat --run {out}")
+    return report
+
+
+def _run_stages(ctx, fresh):
+    """Run or reuse each stage in order, printing one line per stage; return (records, timings)."""
+    out, total = ctx.out, len(STAGES) + 1
     fingerprints, records, timings = {}, {}, {}
     for number, stage in enumerate(STAGES, start=1):
-        label = f"[{number}/{total}] {stage.name:<13}"
+        label = f"[{number}/{total}] {stage.name:<14}"
         inputs = stage_inputs(stage, ctx, fingerprints)
         record = load_record(out, stage.name)
         reason = rerun_reason(record, inputs, out, fresh)
@@ -158,14 +213,9 @@ def run_pipeline(profile=None, out=None, fresh=False, plan=None):
             record = _run_stage(stage, ctx, inputs, label)
             timings[stage.name] = record["seconds"]
             print(f"{label} {stage.summary(record['result'])}   ({record['seconds']:.1f} s)", flush=True)
-        fingerprints[stage.name] = record["fingerprint"]
+        fingerprints[stage.name] = output_id(record)
         records[stage.name] = record
-
-    start = time.perf_counter()
-    report = write_report(ctx, records, timings)
-    print(f"[{total}/{total}] {'report':<13} {report}   ({time.perf_counter() - start:.1f} s)")
-    print(f"chat with the result: llm-course chat --run {out}")
-    return report
+    return records, timings
 
 
 def _run_stage(stage, ctx, inputs, label):
@@ -283,6 +333,19 @@ def _environment(device):
             ("tiktoken", importlib.metadata.version("tiktoken"))]
 
 
+def _judge_lines(judge):
+    """The judge's sentence in the report, and one example message per reason an answer was skipped."""
+    if "skipped" in judge:
+        return [f"LLM judge: {judge_line(judge)}."]
+    model = f"{judge['server']['model']} at {judge['server']['url']}"
+    lines = [f"LLM judge (Ollama, {model}): {judge_line(judge)}."]
+    for kind, message in judge["examples"].items():
+        lines += ["", f"- {kind}, e.g.: {_one_line(message, 200)}"]
+    if judge.get("retry"):
+        lines += ["", "The next `llm-course run` asks the judge again."]
+    return lines
+
+
 def write_report(ctx, records, timings):
     """Write ``report.md`` and its plots into the run folder, from the stage records alone."""
     out, plan = ctx.out, ctx.plan
@@ -354,9 +417,7 @@ def write_report(ctx, records, timings):
     lines += _table(["metric", "base", "fine-tuned"],
                     [(metric, f"{ie['scores']['base'][metric]:.3f}", f"{ie['scores']['fine-tuned'][metric]:.3f}")
                      for metric in ie["scores"]["base"]])
-    judge = ie["judge"]
-    lines += ["", (f"LLM judge: skipped ({judge['skipped']})." if "skipped" in judge else
-                   f"LLM judge (Ollama): mean score {judge['mean']:.1f} / 100 over {judge['answers']} answers."),
+    lines += ["", *_judge_lines(r["instruct-judge"]),
               "", f"![instruction scores]({plots['instruction_scores']})", "", "### Example answers"]
     answers = json.loads((out / RESPONSES_FILE).read_text(encoding="utf-8"))
     for entry in answers[:plan.report_examples]:

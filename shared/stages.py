@@ -3,7 +3,8 @@
 A stage is a function ``run(ctx) -> result`` (a JSON-able dict) plus what its result
 depends on: the chapter settings it reads (``recipe``), the chapter modules whose code it
 runs, the data files it reads, the stages it builds on and the ``RunPlan`` fields it
-uses. ``shared.pipeline`` turns those into a fingerprint and caches the result.
+uses, and what it checks afresh at each run (``live``: e.g. whether a judge server
+answers). ``shared.pipeline`` turns those into a fingerprint and caches the result.
 
 Chapter modules are imported inside the functions, and chapter settings are read
 through the module (``ch06.SPAM_SETTINGS``), so that ``shared`` still imports no chapter
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from shared.data import fetch, gpt2_encoding
+from shared.judge import describe_failures, find_model, judge_all, probe_ollama, worth_retrying
+from shared.progress import progress_class
 from shared.runtime import set_seed
 
 CH02, CH03, CH04 = "ch02_tokenization.tokenization", "ch03_attention.attention", "ch04_gpt_model.gpt_model"
@@ -47,6 +50,9 @@ class RunPlan:
     max_new_tokens: int | None = None      # longest answer (None: the chapter's FINETUNE_SETTINGS value)
     report_examples: int = 3               # answers shown in the report
     seed: int = 123
+    judge_url: str | None = None           # the Ollama server that judges (None: chapter 7's OLLAMA_URL)
+    judge_model: str = "llama3"            # chapter 7's judge model
+    judge_timeout: float = 120.0           # seconds one judge query may take before it is skipped
 
 
 PLANS = {"quick": RunPlan(), "book": RunPlan(eval_batch_size=4)}
@@ -75,6 +81,7 @@ class Stage:
     data: tuple[str, ...] | Callable[[str], tuple] = ()  # registry files it reads (or profile -> them)
     deps: tuple[str, ...] = ()                  # stages whose results it builds on
     plan_fields: tuple[str, ...] = ()
+    live: Callable[[RunContext], object] | None = None  # what it checks at each run (part of its fingerprint)
 
 
 def chapter(module_name):
@@ -139,9 +146,13 @@ def _course_base_meta():
 
 
 def pretrain_base(ctx):
-    """Load every base model with chapter 5's load_pretrained (course-base is pretrained if not cached)."""
+    """Load every base model with chapter 5's load_pretrained (course-base is pretrained if not cached).
+
+    course-base's files in the course cache are listed as the stage's artifacts, so a later
+    run redoes this stage when one of them is deleted or altered.
+    """
     ch05 = chapter(CH05)
-    models = []
+    models, artifacts = [], []
     for name in base_models(ctx.profile):
         before = _course_base_meta() if name == "course-base" else None
         start = time.perf_counter()
@@ -152,10 +163,11 @@ def pretrain_base(ctx):
             meta = _course_base_meta()
             info["source"] = "reused from the course cache" if meta == before else "pretrained now (chapter 5)"
             info.update({key: meta[key] for key in ("steps", "tokens_seen", "final_train_loss", "final_val_loss")})
+            artifacts += [str(ch05._course_base_dir() / file) for file in ("model.safetensors", "config.json")]
         else:
             info["source"] = "OpenAI's GPT-2 weights (data registry)"
         models.append(info)
-    return {"models": models}
+    return {"models": models, "artifacts": artifacts}
 
 
 def _base_summary(result):
@@ -300,10 +312,6 @@ def read_run_model(run_dir, device=None):
     return None if model is None else model.to(device or "cpu").eval()
 
 
-def _judge_available():
-    return chapter(CH07).ollama_is_running()
-
-
 def evaluate_instructions(ctx):
     """Chapter 7, sections 7.5-7.6: answers of the base and the fine-tuned model to the test split, scored."""
     ch05, ch07 = chapter(CH05), chapter(CH07)
@@ -321,24 +329,86 @@ def evaluate_instructions(ctx):
     references = [entry["output"] for entry in entries]
     scores = {model: ch07.score_responses(responses, references).mean().to_dict()
               for model, responses in answers.items()}
-    if not _judge_available():
-        judge = {"skipped": f"no Ollama server answers at {ch07.OLLAMA_URL} (start one with `ollama serve`)"}
-    else:
-        try:
-            points = ch07.judge_responses(entries, answers["fine-tuned"])
-            judge = {"mean": sum(points) / len(points), "answers": len(points)}
-        except ch07.JudgeError as exc:
-            judge = {"skipped": f"the judge failed: {exc}"}
     ch07.save_responses(ctx.out / RESPONSES_FILE, entries, base_response=answers["base"],
                         model_response=answers["fine-tuned"])
-    return {"examples": len(entries), "max_new_tokens": max_new_tokens, "scores": scores, "judge": judge,
+    return {"examples": len(entries), "max_new_tokens": max_new_tokens, "scores": scores,
             "artifacts": [RESPONSES_FILE]}
 
 
 def _eval_instructions_summary(result):
     base, tuned = result["scores"]["base"]["rouge_l"], result["scores"]["fine-tuned"]["rouge_l"]
-    judge = "judge skipped" if "skipped" in result["judge"] else f"judge {result['judge']['mean']:.1f}/100"
-    return f"ROUGE-L {base:.3f} -> {tuned:.3f} (base -> fine-tuned), {judge}"
+    return f"ROUGE-L {base:.3f} -> {tuned:.3f} (base -> fine-tuned)"
+
+
+# --- 7. LLM judge -------------------------------------------------------------------------------
+
+def judge_server(ctx):
+    """The judge as this run finds it: its URL, model, whether it answers and the model's digest.
+
+    Part of the judge stage's fingerprint, so a judge that appears (or a re-pulled model)
+    re-runs the judging, and only it.
+    """
+    url = ctx.plan.judge_url or chapter(CH07).OLLAMA_URL
+    found = probe_ollama(url, ctx.plan.judge_model)
+    name = find_model(found["models"], ctx.plan.judge_model)
+    return {"url": url, "model": ctx.plan.judge_model, "answers": found["answers"],
+            "models_listed": found["models"] is not None, "digest": found["models"][name] if name else None}
+
+
+def _judge_unavailable(server):
+    """Why the judge cannot be asked at all (with what to do), or None when it can."""
+    url, model = server["url"], server["model"]
+    if not server["answers"]:
+        return (f"no Ollama server answers at {url}; to use the judge, install Ollama (https://ollama.com), "
+                f"start it with `ollama serve`, run `ollama pull {model}`, then run this command again")
+    if not server["models_listed"]:
+        return f"the server at {url} does not list its models (GET /api/tags): is it Ollama?"
+    if server["digest"] is None:
+        return f"the Ollama server at {url} has no model {model!r}: run `ollama pull {model}`, then run again"
+    return None
+
+
+def judge_instructions(ctx):
+    """Chapter 7, section 7.6 ("An LLM as the judge"): a local LLM scores each fine-tuned answer 0-100.
+
+    A failed query (timeout, dropped connection, HTTP error, a reply without a score) skips
+    that answer and is counted by reason; timeouts and connection failures also mark the
+    result for retrying at the next run.
+    """
+    ch07 = chapter(CH07)
+    server = judge_server(ctx)
+    unavailable = _judge_unavailable(server)
+    if unavailable:
+        return {"skipped": unavailable, "server": server}
+    answers = json.loads((ctx.out / RESPONSES_FILE).read_text(encoding="utf-8"))
+    prompts = [ch07.judge_prompt(entry, entry["model_response"]) for entry in answers]
+
+    def ask(prompt):
+        return ch07.query_ollama(prompt, model=server["model"], url=server["url"], timeout=ctx.plan.judge_timeout)
+
+    verdicts = judge_all(prompts, ask, errors=(ch07.JudgeError,),
+                         progress=lambda items: progress_class()(items, desc="judging"))
+    points = [score for score in verdicts["scores"] if score is not None]
+    result = {"server": server, "answers": len(points), "mean": sum(points) / len(points) if points else None,
+              "scores": verdicts["scores"], "failed": verdicts["failed"], "examples": verdicts["examples"]}
+    retry = {kind: n for kind, n in verdicts["failed"].items() if worth_retrying(kind)}
+    if retry:
+        result["retry"] = f"the judge did not answer last time ({describe_failures(retry)})"
+    return result
+
+
+def judge_line(result):
+    """One sentence on the judging, e.g. "mean 71.3 / 100 over 108 answers; 2 skipped: 1 timeout, ..."."""
+    if "skipped" in result:
+        return f"skipped ({result['skipped']})"
+    failures = describe_failures(result["failed"])
+    n = result["answers"]
+    scored = f"mean {result['mean']:.1f} / 100 over {n} answer{'s' * (n != 1)}" if n else "no answer was scored"
+    return scored + (f"; {failures}" if failures else "")
+
+
+def _judge_summary(result):
+    return "judge " + judge_line(result)
 
 
 STAGES = [
@@ -355,7 +425,8 @@ STAGES = [
     Stage("instruct", "instruction fine-tuning (chapter 7)", finetune_instructions, _instruct_summary,
           recipe=lambda profile: chapter(CH07).FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",)),
     Stage("instruct-eval", "answering and scoring the test instructions", evaluate_instructions,
-          _eval_instructions_summary, recipe=lambda profile: {"judge_available": _judge_available()},
-          chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base", "instruct"),
-          plan_fields=("instruction_examples", "max_new_tokens")),
+          _eval_instructions_summary, chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",),
+          deps=("base", "instruct"), plan_fields=("instruction_examples", "max_new_tokens")),
+    Stage("instruct-judge", "asking the LLM judge (Ollama) to score the answers", judge_instructions,
+          _judge_summary, chapters=(CH07, "shared.judge"), deps=("instruct-eval",), live=judge_server),
 ]

@@ -72,6 +72,7 @@ def test_run_help_documents_the_default_folder_and_fresh():
     result = llm_course("run", "--help")
     assert result.returncode == 0
     assert "runs/<profile>" in result.stdout and "--fresh" in result.stdout
+    assert "Ollama" in result.stdout and "every run" in " ".join(result.stdout.split())
 
 
 def test_run_refuses_an_unknown_profile_before_creating_anything(tmp_path):

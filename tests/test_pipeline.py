@@ -4,7 +4,8 @@ The chapter recipes are shrunk with monkeypatch (a 2-block course-base of width 
 epoch of each fine-tuning, 120 instructions) and the course cache is a temporary folder,
 so the whole pipeline runs in well under a minute on 2 CPU cores. One run folder is
 built once per module: a run interrupted in stage 5, the run that resumes it, and a
-run in which every stage is cached.
+run in which every stage is cached. The judge is a stand-in Ollama server on the
+loopback interface (``ollama_stub``), or no server at all.
 """
 
 import dataclasses
@@ -26,15 +27,25 @@ import torch
 from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
+from ollama_stub import STALL, OllamaStub
 from shared import cli, pipeline, stages
 from shared.data import REGISTRY
 from shared.runtime import get_device
 
+
+def closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/file"
+
+
 STAGE_NAMES = [stage.name for stage in stages.STAGES]
 TINY_BASE = dict(ch05.COURSE_BASE_RECIPE, max_steps=24, warmup_steps=2, eval_freq=12, eval_iter=2,
                  config=dict(ch05.COURSE_BASE_RECIPE["config"], context_length=128, emb_dim=32, n_heads=2, n_layers=2))
+NO_JUDGE = closed_port_url().removesuffix("/file")  # nothing listens there: the judge is skipped
 TINY_PLAN = stages.RunPlan(tokenizer_chars=3000, eval_batches=2, eval_batch_size=4, sample_tokens=8,
-                           instruction_examples=4, max_new_tokens=8, report_examples=2)
+                           instruction_examples=4, max_new_tokens=8, report_examples=2,
+                           judge_url=NO_JUDGE, judge_timeout=0.5)
 SECTIONS = ["## Stages", "## 1. Tokenizer", "## 2. Base model", "## 3. Base model evaluation", "## 4. Spam classifier",
             "## 5. Instruction fine-tuning", "## 6. Instruction evaluation", "### Example answers"]
 PLOTS = ["spam_curves.png", "spam_confusion.png", "instruct_loss.png", "instruction_scores.png"]
@@ -112,7 +123,7 @@ def test_an_interrupted_run_keeps_the_finished_stages_and_the_next_run_resumes(r
     for name in ["tokenizer", "base", "base-eval", "spam"]:
         assert lines[name].endswith("(cached)"), lines[name]
         assert run.records[name] == run.after_interrupt[f"{name}.json"]  # reused, not redone
-    for name in ["instruct", "instruct-eval"]:
+    for name in ["instruct", "instruct-eval", "instruct-judge"]:
         assert re.search(r"\(\d+\.\d s\)$", lines[name]), lines[name]
 
 
@@ -150,8 +161,9 @@ def test_report_has_every_section_and_the_numbers_of_the_records(run):
     for metric, base in r["instruct-eval"]["scores"]["base"].items():
         tuned = r["instruct-eval"]["scores"]["fine-tuned"][metric]
         assert f"| {metric} | {base:.3f} | {tuned:.3f} |" in report
-    judge = r["instruct-eval"]["judge"]
-    assert (f"skipped ({judge['skipped']})" if "skipped" in judge else f"{judge['mean']:.1f} / 100") in report
+    judge = r["instruct-judge"]
+    assert f"LLM judge: skipped (no Ollama server answers at {NO_JUDGE}" in report and "`ollama serve`" in report
+    assert stages.judge_line(judge) in report
     for name in STAGE_NAMES:
         assert f"| {name} | cached | {run.records[name]['seconds']:.1f} s |" in report
     for key in ("python", "torch", "tiktoken", "device"):
@@ -170,9 +182,10 @@ def test_a_changed_recipe_reruns_that_stage_and_those_after_it_only(run, tiny):
     ctx = stages.RunContext("quick", run.out, TINY_PLAN, get_device())
 
     def fingerprints():
-        prints = {}
+        prints, ids = {}, {}
         for stage in stages.STAGES:
-            prints[stage.name] = pipeline.fingerprint(pipeline.stage_inputs(stage, ctx, prints))
+            prints[stage.name] = pipeline.fingerprint(pipeline.stage_inputs(stage, ctx, ids))
+            ids[stage.name] = pipeline.output_id(dict(run.records[stage.name], fingerprint=prints[stage.name]))
         return prints
 
     stored = {name: record["fingerprint"] for name, record in run.records.items()}
@@ -196,7 +209,86 @@ def test_a_damaged_model_file_reruns_its_stage(run, tmp_path):
     weights = copy / stages.INSTRUCT_MODEL_DIR / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"oops")
     record = run.records["instruct"]
-    assert "model.safetensors is missing or changed" in pipeline.rerun_reason(record, record["inputs"], copy, False)
+    reason = pipeline.rerun_reason(record, record["inputs"], copy, False)
+    assert reason == f"file {stages.INSTRUCT_MODEL_DIR}/model.safetensors was altered since the stage ran"
+    downstream = json.loads((copy / "stages" / "instruct-eval.json").read_text())["inputs"]["depends_on"]["instruct"]
+    damaged = dict(record, artifacts=dict(record["artifacts"], **{f"{stages.INSTRUCT_MODEL_DIR}/model.safetensors": "0"}))
+    assert pipeline.output_id(record) == downstream != pipeline.output_id(damaged)  # other weights: eval redone
+
+
+def test_a_new_torch_version_reruns_every_stage(run, monkeypatch):
+    ctx = stages.RunContext("quick", run.out, TINY_PLAN, get_device())
+    monkeypatch.setattr(pipeline, "_torch_version", lambda: "0.0.1+other")
+    ids = {}
+    for stage in stages.STAGES:
+        inputs = pipeline.stage_inputs(stage, ctx, ids)
+        record = run.records[stage.name]
+        assert record["inputs"]["torch"] == torch.__version__ and inputs["torch"] == "0.0.1+other"
+        assert pipeline.rerun_reason(record, inputs, run.out, fresh=False) == "changed: torch", stage.name
+        ids[stage.name] = pipeline.output_id(record)
+
+
+def test_a_deleted_course_base_reruns_the_base_stage_and_says_why(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run.out, copy)
+    files = run.records["base"]["artifacts"]
+    assert sorted(os.path.basename(path) for path in files) == ["config.json", "model.safetensors"]
+    shutil.rmtree(ch05._course_base_dir())
+    code, stdout, stderr = llm_course("run", "--out", copy)
+    assert code == 0, stderr
+    announced = next(line for line in stdout.splitlines() if re.match(r"\[\d/\d\] base .*\.\.\.$", line))
+    assert re.search(r"\(file \S+/course-base/(model\.safetensors|config\.json) is missing\)", announced), announced
+    lines = stage_lines(stdout)
+    assert "pretrained now (chapter 5)" in lines["base"] and not lines["base"].endswith("(cached)")
+    redone = json.loads((copy / "stages" / "base.json").read_text())
+    assert redone["artifacts"] == files  # course-base is trained again bit for bit ...
+    for name in STAGE_NAMES[2:]:  # ... so what was built on it still holds
+        assert lines[name].endswith("(cached)"), lines[name]
+
+
+def test_a_judge_that_appears_reruns_only_the_judge_stage(run, tmp_path):
+    """No server -> skipped; a server that stalls -> timeouts, asked again next run; then scores; then gone."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run.out, copy)
+    with OllamaStub([STALL], stall_seconds=2.0) as stub, pytest.MonkeyPatch.context() as mp:
+        mp.setitem(stages.PLANS, "quick", dataclasses.replace(TINY_PLAN, judge_url=stub.url))
+        code, stdout, stderr = llm_course("run", "--out", copy)
+        assert code == 0 and "Traceback" not in stderr, stderr
+        lines = stage_lines(stdout)
+        assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
+        assert "judge no answer was scored; 4 skipped: 3 timeout, 1 not asked" in lines["instruct-judge"]
+        report = (copy / "report.md").read_text()
+        assert "4 skipped: 3 timeout, 1 not asked (the judge had stopped answering)" in report
+        assert "- timeout, e.g.: timed out" in report and "asks the judge again" in report
+
+        stub.replies = iter(["I'd give it 70/100", "Score: 90", "On a scale of 0 to 100 ... 70", "oops"])
+        code, stdout, stderr = llm_course("run", "--out", copy)
+        assert code == 0, stderr
+        assert re.search(r"\] instruct-judge .*\(the judge did not answer last time \(4 skipped: 3 timeout, "
+                         r"1 not asked \(the judge had stopped answering\)\)\) \.\.\.$", stdout, re.M), stdout
+        lines = stage_lines(stdout)
+        assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
+        assert "judge mean 76.7 / 100 over 3 answers; 1 skipped: 1 unparseable reply" in lines["instruct-judge"]
+        assert "mean 76.7 / 100 over 3 answers; 1 skipped: 1 unparseable reply" in (copy / "report.md").read_text()
+
+        code, stdout, stderr = llm_course("run", "--out", copy)  # an unparseable reply is final
+        assert all(line.endswith("(cached)") for line in stage_lines(stdout).values()), stdout
+        stub.stop()  # the server goes away
+        code, stdout, stderr = llm_course("run", "--out", copy)
+    assert code == 0, stderr
+    lines = stage_lines(stdout)
+    assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
+    assert "instruct-judge asking the LLM judge (Ollama) to score the answers (changed: answers True -> False, " in stdout
+    assert f"judge skipped (no Ollama server answers at {stub.url}" in lines["instruct-judge"]
+
+
+def test_progress_bars_in_a_log_are_a_few_whole_lines(run):
+    """stderr is not a terminal here: tqdm writes about one line per tenth, no carriage-return frames."""
+    log = run.interrupted[2] + run.resumed[2]
+    assert "\r" not in log
+    bars = [line for line in log.splitlines() if re.search(r"\d+%\|", line)]
+    assert 10 < len(bars) < 200, len(bars)
+    assert any(re.match(r"training: 100%\|", line) for line in bars), bars
 
 
 def test_fresh_redoes_the_stages(run, tmp_path):
@@ -234,12 +326,6 @@ def test_unwritable_out_is_refused_before_any_work(course_env, tmp_path, monkeyp
         assert code == 2
         assert f"cannot write the run to {out}" in stderr
     assert started == []
-
-
-def closed_port_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/file"
 
 
 def test_missing_data_without_network_or_mirror_fails_cleanly(course_env, tmp_path, monkeypatch):
