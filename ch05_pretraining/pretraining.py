@@ -18,13 +18,18 @@ from tqdm import tqdm
 from shared import (GPT_CONFIGS, REGISTRY, FetchError, GPTConfig, GPTModel, atomic_write, create_dataloader,
                     fetch, generate_text_simple, gpt2_encoding, settings)
 
+END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator
+
+
 def text_to_token_ids(text, tokenizer):
     """Encode ``text`` as a batch of one sequence: str -> LongTensor (1, num_tokens).
 
-    ``tokenizer`` is tiktoken's GPT-2 encoding or chapter 2's ``BPETokenizer``. The
-    end-of-text marker ``<|endoftext|>`` may appear in the text and becomes its id.
+    ``tokenizer`` is tiktoken's GPT-2 encoding or chapter 2's ``BPETokenizer``. If the
+    tokenizer has the end-of-text marker ``<|endoftext|>``, the marker may appear in the
+    text and becomes its id; a tokenizer without it encodes those characters as plain text.
     """
-    ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    known = getattr(tokenizer, "special_tokens_set", None) or getattr(tokenizer, "special_tokens", ())
+    ids = tokenizer.encode(text, allowed_special={END_OF_TEXT} & set(known))
     return torch.tensor(ids, dtype=torch.long).unsqueeze(0)
 
 
