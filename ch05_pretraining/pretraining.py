@@ -230,14 +230,16 @@ def fast_path_options(device):
 
     Returns {"fused_adamw": bool, "autocast_dtype": torch.bfloat16 or None}. bf16 autocast
     is chosen only where the hardware computes in bf16 natively (a CUDA GPU that supports
-    it, or a CPU with AMX or AVX512-BF16); elsewhere it would be emulated and slower.
+    it, or a CPU with AMX or AVX512-BF16 whose AVX-512 kernels PyTorch uses); elsewhere it
+    would be emulated and slower.
     """
     device = torch.device(device)
     if device.type == "cuda":
         bf16 = torch.cuda.is_bf16_supported()
     elif device.type == "cpu":
         checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        bf16 = any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+        bf16 = (torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+                and any(getattr(torch.cpu, name, lambda: False)() for name in checks))
     else:
         bf16 = False
     return {"fused_adamw": device.type in ("cpu", "cuda"),

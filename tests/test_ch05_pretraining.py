@@ -339,6 +339,17 @@ def test_sdpa_fast_path_computes_the_same_logits():
     torch.testing.assert_close(fast, textbook, atol=1e-5, rtol=1e-5)  # same math, fused kernel
 
 
+@pytest.mark.parametrize("capability, amx, expected", [("AVX512", True, torch.bfloat16), ("AVX2", True, None),
+                                                         ("DEFAULT", True, None), ("AVX512", False, None)])
+def test_fast_path_offers_bf16_only_where_pytorch_reaches_bf16_units(monkeypatch, capability, amx, expected):
+    """bf16 needs the units (AMX / AVX512-BF16) and PyTorch dispatching to its AVX-512 kernels."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    options = ch05.fast_path_options("cpu")
+    assert options == {"fused_adamw": True, "autocast_dtype": expected}
+
+
 def test_evaluation_does_not_change_the_training_run():
     """How often we evaluate must not alter the weights (evaluation draws from a shuffled loader)."""
     runs = []
