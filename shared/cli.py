@@ -1,7 +1,6 @@
 """The course command line: ``llm-course run | fetch | check | chat | export``."""
 
 import argparse
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -72,7 +71,7 @@ def _check_lines():
 
 
 def _offline_lines(cfg):
-    from shared.data import ChecksumError, entries_for, verify, _TIKTOKEN_FILES
+    from shared.data import ChecksumError, entries_for, tiktoken_cache_files, verify
 
     for entry in entries_for(cfg.profile):
         places = [cfg.cache_dir / entry.relpath] + ([cfg.mirror / entry.relpath] if cfg.mirror else [])
@@ -87,8 +86,7 @@ def _offline_lines(cfg):
             yield False, entry.name, str(exc).splitlines()[0]
     tiktoken_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
     if tiktoken_dir:
-        names = [hashlib.sha1(url.encode()).hexdigest() for url in _TIKTOKEN_FILES.values()]
-        ok = all((Path(tiktoken_dir) / n).exists() for n in names)
+        ok = all(path.exists() for path in tiktoken_cache_files(tiktoken_dir).values())
         yield ok, "gpt2 tokenizer", f"TIKTOKEN_CACHE_DIR={tiktoken_dir} ({'complete' if ok else 'missing files'})"
     else:
         yield True, "gpt2 tokenizer", "built from the registry's gpt2-encoder/gpt2-vocab-bpe on first use"

@@ -281,6 +281,14 @@ _TIKTOKEN_FILES = {  # registry name -> the URL tiktoken reads it from
 }
 
 
+def tiktoken_cache_files(folder) -> dict[str, Path]:
+    """Registry name -> the file tiktoken's ``gpt2`` encoding reads from its cache ``folder``.
+
+    tiktoken names each cached file after the SHA-1 of the URL it would download.
+    """
+    return {name: Path(folder) / hashlib.sha1(url.encode()).hexdigest() for name, url in _TIKTOKEN_FILES.items()}
+
+
 @lru_cache(maxsize=1)
 def gpt2_encoding():
     """tiktoken's ``gpt2`` encoding, loadable offline.
@@ -294,8 +302,7 @@ def gpt2_encoding():
     if not os.environ.get("TIKTOKEN_CACHE_DIR"):
         folder = settings().cache_dir / "tiktoken"
         folder.mkdir(parents=True, exist_ok=True)
-        for name, url in _TIKTOKEN_FILES.items():
-            target = folder / hashlib.sha1(url.encode()).hexdigest()  # tiktoken's cache naming
+        for name, target in tiktoken_cache_files(folder).items():
             if not target.exists():
                 fd, tmp = tempfile.mkstemp(dir=folder)
                 os.close(fd)
