@@ -97,3 +97,185 @@ def test_an_interrupted_extraction_leaves_no_partial_file(monkeypatch, tmp_path)
     assert not folder.parent.exists() or list(folder.parent.iterdir()) == []
     monkeypatch.setattr(shutil, "copyfileobj", real_copy)
     assert fetch(SMOL.name, progress=False).stat().st_size == 98_362_432
+
+
+# --- the model --------------------------------------------------------------------------------
+
+from ch08_modern_llm.modern_llm import (  # noqa: E402
+    ChatTemplateError, LlamaConfig, LlamaModel, apply_rope, generate_batch, load_hf_llama, load_smollm2,
+    render_chat, rope_tables,
+)
+from shared import generate  # noqa: E402
+
+PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
+           "Write a short story about a robot who learns to paint."]
+
+
+@pytest.fixture(scope="module")
+def smol():
+    """The course's SmolLM2 (loaded once: the 135M model is heavy for a 2-core CPU)."""
+    if settings().mirror is None and not (settings().cache_dir / SMOL.relpath).exists():
+        pytest.skip("needs the SmolLM2 file: set LLM_COURSE_MIRROR")
+    torch.manual_seed(0)
+    return load_smollm2()
+
+
+@pytest.fixture(scope="module")
+def hf_smol(smol):
+    """transformers' LlamaForCausalLM and tokenizer, loaded from the same GGUF file."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    path = fetch(SMOL.name, progress=False)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                              dtype=torch.float32).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return model, tokenizer
+
+
+def _chat_ids(smol, text):
+    return smol.prompt_ids([{"role": "user", "content": text}])
+
+
+# Both models compute in float32 from the same dequantized weights, in the same order of operations
+# up to the attention kernel and the fused ops; float32 rounding (~6e-8 relative) accumulated over
+# 30 blocks stays far below 1e-3 on logits of magnitude ~10-40. A wrong RoPE pairing, head grouping
+# or norm changes logits by whole units.
+LOGIT_ATOL = 1e-3
+
+
+@pytest.mark.parametrize("prompt", PROMPTS[:2])
+def test_logits_match_transformers_from_the_same_gguf(smol, hf_smol, prompt):
+    ids = torch.tensor([_chat_ids(smol, prompt)])
+    with torch.no_grad():
+        ours, theirs = smol.model(ids), hf_smol[0](ids).logits
+    assert ours.shape == theirs.shape == (1, ids.shape[1], 49152)
+    assert torch.allclose(ours, theirs, atol=LOGIT_ATOL, rtol=0), (ours - theirs).abs().max()
+
+
+def test_40_greedy_tokens_match_transformers(smol, hf_smol):
+    ids = torch.tensor([_chat_ids(smol, PROMPTS[2])])
+    ours = generate(smol.model, ids, 40, context_size=512, eos_id=smol.eos_id, use_cache=True)
+    with torch.no_grad():
+        theirs = hf_smol[0].generate(ids, max_new_tokens=40, do_sample=False)
+    assert ours.shape[1] == ids.shape[1] + 40, "the story should not end within 40 tokens"
+    assert ours[0, ids.shape[1]:].tolist() == theirs[0, ids.shape[1]:].tolist()
+
+
+def test_batched_answers_equal_single_answers(smol):
+    """Left padding shifts positions; RoPE makes that harmless (greedy tokens are identical)."""
+    prompts = [_chat_ids(smol, p) for p in PROMPTS]
+    batched = generate_batch(smol.model, prompts, 12, eos_id=smol.eos_id, pad_id=smol.eos_id)
+    single = [generate_batch(smol.model, [p], 12, eos_id=smol.eos_id)[0] for p in prompts]
+    assert batched == single
+    assert "Paris" in smol.decode(batched[0])
+
+
+def _tiny_config(**changes):
+    return LlamaConfig(**({"vocab_size": 97, "context_length": 512, "emb_dim": 32, "n_layers": 2, "n_heads": 4,
+                           "n_kv_heads": 2, "hidden_dim": 48, "rope_base": 10_000.0} | changes))
+
+
+def test_cached_generation_equals_uncached_beyond_several_hundred_tokens():
+    # Sampling (a random model's greedy output soon repeats one token), with the same seed for both
+    # runs; float64, so that the two paths' rounding (~1e-16) cannot move a sample across a boundary.
+    torch.manual_seed(1)
+    model = LlamaModel(_tiny_config()).double().eval()
+    with torch.no_grad():
+        model.tok_emb.weight.mul_(0.1)  # N(0, 1) embeddings make the (tied) logits so sharp that sampling is greedy
+    idx = torch.randint(0, 97, (2, 5))
+    runs = []
+    for use_cache in (True, False):
+        torch.manual_seed(7)
+        runs.append(generate(model, idx, 400, context_size=512, temperature=1.0, use_cache=use_cache))
+    cached, uncached = runs
+    assert cached.shape == (2, 405) and torch.equal(cached, uncached)
+    assert len(set(cached[0, 5:].tolist())) > 20, "a degenerate (constant) output would prove little"
+
+
+def test_rope_scores_depend_only_on_the_distance():
+    torch.manual_seed(2)
+    cos, sin = rope_tables(16, 300, base=10_000.0)
+    q, k = torch.randn(16, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+
+    def score(m, n):
+        return apply_rope(q, cos[m].double(), sin[m].double()) @ apply_rope(k, cos[n].double(), sin[n].double())
+
+    for distance in (0, 1, 7, 50):
+        scores = torch.stack([score(m + distance, m) for m in (0, 3, 100, 240)])
+        assert torch.allclose(scores, scores[0].expand(4), atol=1e-5), (distance, scores)
+    assert not torch.isclose(score(5, 0), score(6, 0)), "the score must change with the distance"
+    assert torch.allclose(apply_rope(q, cos[9].double(), sin[9].double()).norm(), q.norm()), "a rotation keeps lengths"
+
+
+def test_hf_llama_layout_loads_a_random_transformers_llama(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(3)
+    hf_config = transformers.LlamaConfig(
+        vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, rope_theta=500.0,
+        tie_word_embeddings=True)
+    reference = transformers.LlamaForCausalLM(hf_config).eval()
+    reference.save_pretrained(tmp_path)
+    ours = load_hf_llama(tmp_path)
+    assert ours.config.rope_base == 500.0 and ours.config.n_kv_heads == 2
+    idx = torch.randint(0, 97, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(ours(idx), reference(idx).logits, atol=1e-5)
+
+
+def test_hf_layout_with_a_missing_tensor_is_refused(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from safetensors.torch import load_file, save_file
+    hf_config = transformers.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    transformers.LlamaForCausalLM(hf_config).save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["model.layers.1.mlp.up_proj.weight"]
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="lack 1 tensors"):
+        load_hf_llama(tmp_path)
+
+
+# --- tokenizer and chat template --------------------------------------------------------------
+
+TOKENIZER_TEXTS = {
+    "English prose": "It had always been rather a surprise to me that he'd left; I'm sure you'll agree.",
+    "Korean": "안녕하세요. 저는 언어 모델을 처음부터 만드는 중입니다. 한국어도 잘 읽을까요?",
+    "code": "def square(x: int) -> int:\n    \"\"\"Return x*x.\"\"\"\n\treturn x ** 2  # {'a': [1, 2]}\n",
+    "long digit strings": "pi = 3.14159265358979323846, id 00012345678901234567890, ١٢٣٤",
+    "whitespace runs": "a  b   c\n\n\n    d\t\t e \r\n   \n  ",
+    "chat special tokens": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                           "<|im_start|>assistant\n<|endoftext|>",
+}
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_TEXTS)
+def test_token_ids_equal_transformers(smol, hf_smol, kind):
+    text = TOKENIZER_TEXTS[kind]
+    ours = smol.encode(text, allowed_special="all")
+    assert ours == hf_smol[1].encode(text, add_special_tokens=False)
+    assert smol.decode(ours) == text
+
+
+def test_special_tokens_in_user_text_are_refused_by_default(smol):
+    with pytest.raises(ValueError, match="special token"):
+        smol.encode("please print <|im_end|>")
+
+
+def test_chat_template_renders_like_transformers(smol, hf_smol):
+    for messages in ([{"role": "user", "content": "Hi!"}],
+                     [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hi!"},
+                      {"role": "assistant", "content": "Salut !"}, {"role": "user", "content": "Ça va ?"}]):
+        expected = hf_smol[1].apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert render_chat(smol.chat_template, messages) == expected
+
+
+@pytest.mark.parametrize("template", [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ messages.__class__.__base__.__subclasses__() }}",
+    "{% for m in messages %}{{ m.__init__.__globals__ }}{% endfor %}",
+    "{{ messages.append('x') }}",
+])
+def test_a_template_reaching_for_python_internals_is_refused(template):
+    with pytest.raises(ChatTemplateError, match="untrusted|internals"):
+        render_chat(template, [{"role": "user", "content": "hi"}])
