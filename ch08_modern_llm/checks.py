@@ -29,15 +29,16 @@ def check_exercise_1(my_rope):
             print(f"Return a tensor of the input's shape {tuple(x.shape)}.")
             return
         expected = _rope(x, position, base)
-        if torch.allclose(got.double(), expected, atol=1e-5):
+        # rope_tables computes the angles in float32: at position 1000 they carry errors of ~1e-4.
+        if torch.allclose(got.double(), expected, atol=1e-3):
             continue
         d = x.shape[-1]
-        adjacent = x.reshape(*shape[:-1], 2, d // 2).transpose(-1, -2).reshape(shape)  # pairs (0,1), (2,3)...
-        adjacent_answer = _rope(adjacent, position, base).reshape(*shape[:-1], 2, d // 2).transpose(-1, -2)
-        if torch.allclose(got.double(), adjacent_answer.reshape(shape), atol=1e-5):
+        halves = _rope(torch.cat([x[..., 0::2], x[..., 1::2]], dim=-1), position, base)  # pairs (2i, 2i + 1)
+        adjacent_answer = torch.stack([halves[..., : d // 2], halves[..., d // 2:]], dim=-1).reshape(shape)
+        if torch.allclose(got.double(), adjacent_answer, atol=1e-3):
             print("You rotate neighbouring features (0, 1), (2, 3), ...: this chapter pairs feature i with "
                   "feature i + d/2 (\"rotate half\"), as Hugging Face's Llama does.")
-        elif torch.allclose(got.double(), _rope(x, position, base, direction=-1), atol=1e-5):
+        elif torch.allclose(got.double(), _rope(x, position, base, direction=-1), atol=1e-3):
             print("You rotate in the wrong direction: the sine term has the wrong sign.")
         elif position == 0:
             print("At position 0 nothing should turn: the output must equal x.")

@@ -279,3 +279,84 @@ def test_chat_template_renders_like_transformers(smol, hf_smol):
 def test_a_template_reaching_for_python_internals_is_refused(template):
     with pytest.raises(ChatTemplateError, match="untrusted|internals"):
         render_chat(template, [{"role": "user", "content": "hi"}])
+
+
+# --- exercise checks --------------------------------------------------------------------------
+
+from ch08_modern_llm import checks  # noqa: E402
+
+
+def _rope_solution(x, position, base=10_000.0):
+    d = x.shape[-1]
+    theta = position * base ** (-2 * torch.arange(d // 2, dtype=x.dtype) / d)
+    a, b = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([a * theta.cos() - b * theta.sin(), a * theta.sin() + b * theta.cos()], dim=-1)
+
+
+def _rope_adjacent_pairs(x, position, base=10_000.0):
+    d = x.shape[-1]
+    theta = position * base ** (-2 * torch.arange(d // 2, dtype=x.dtype) / d)
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = a * theta.cos() - b * theta.sin(), a * theta.sin() + b * theta.cos()
+    return out
+
+
+def _rope_backwards(x, position, base=10_000.0):
+    return _rope_solution(x, -position, base)
+
+
+def _rope_wrong_frequencies(x, position, base=10_000.0):  # i/d instead of 2i/d
+    d = x.shape[-1]
+    theta = position * base ** (-torch.arange(d // 2, dtype=x.dtype) / d)
+    a, b = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([a * theta.cos() - b * theta.sin(), a * theta.sin() + b * theta.cos()], dim=-1)
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (_rope_solution, "Correct!"), (_rope_adjacent_pairs, "neighbouring"), (_rope_backwards, "wrong direction"),
+    (_rope_wrong_frequencies, "is off"), (lambda x, p, b: x, "is off"), (lambda x, p, b: None, "Not answered"),
+    (lambda x, p, b: 1 / 0, "raised ZeroDivisionError"),
+])
+def test_check_exercise_1(capsys, answer, expected):
+    checks.check_exercise_1(answer)
+    assert expected in capsys.readouterr().out
+
+
+def _kv(config, tokens, bytes_per_value=2):
+    return 2 * config.n_layers * config.n_kv_heads * config.head_dim * tokens * bytes_per_value
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (_kv, "Correct!"),
+    (lambda c, t, b=2: 2 * c.n_layers * c.n_heads * c.head_dim * t * b, "multi-head"),
+    (lambda c, t, b=2: c.n_layers * c.n_kv_heads * c.head_dim * t * b, "*and* values"),
+    (lambda c, t, b=2: 2 * c.n_kv_heads * c.head_dim * t * b, "expected"),
+    (lambda c, t, b=2: 188_743_680, "expected"),  # SmolLM2 at 8,192 tokens, whatever the question
+])
+def test_check_exercise_2(capsys, answer, expected):
+    checks.check_exercise_2(answer)
+    assert expected in capsys.readouterr().out
+
+
+TEMPLATE = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+            "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+            "<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+            "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+            "{% endif %}")
+
+
+@pytest.mark.parametrize("messages, expected", [
+    ([{"role": "system", "content": checks.PIRATE}, {"role": "user", "content": checks.QUESTION}], "Correct!"),
+    ([{"role": "user", "content": checks.PIRATE + " " + checks.QUESTION}], "default system prompt"),
+    ([{"role": "user", "content": checks.QUESTION}, {"role": "system", "content": checks.PIRATE}],
+     "default system prompt"),
+    ([{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": checks.QUESTION}],
+     "exactly"),
+    ([{"role": "system", "content": checks.PIRATE}], "Ask"),
+    ("You are a pirate.", "list of dicts"),
+    (None, "Not answered"),
+])
+def test_check_exercise_3(capsys, messages, expected):
+    checks.check_exercise_3(messages, TEMPLATE)
+    assert expected in capsys.readouterr().out
