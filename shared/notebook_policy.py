@@ -72,9 +72,12 @@ def skip_markers(cells: list[dict]) -> list[str]:
 
 
 def significant_digits(number: str) -> int:
-    """Digits of a decimal literal's mantissa, leading zeros not counted: '0.00120' -> 3."""
+    """Digits of a decimal literal's mantissa from its first to its last non-zero digit.
+
+    '0.00125' -> 3; '100000.0' -> 1: zeros at either end carry no rounding noise.
+    """
     mantissa = re.split("[eE]", number.lstrip("+-"))[0]
-    return len(mantissa.replace(".", "").lstrip("0"))
+    return len(mantissa.replace(".", "").strip("0"))
 
 
 def output_texts(cell: dict) -> list[str]:

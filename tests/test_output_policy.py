@@ -49,8 +49,8 @@ def test_an_unrounded_print_is_flagged():
     assert over_precise_floats([code("train(model)", ["loss 5.123456789\n"], marked=True)]) == []
 
 
-@pytest.mark.parametrize("text, digits", [("0.9999998807907104", 16), ("0.00120", 3), ("-12.5", 3),
-                                          ("1.234567e-05", 7), ("100.0", 4)])
+@pytest.mark.parametrize("text, digits", [("0.9999998807907104", 16), ("0.00125", 3), ("-12.5", 3),
+                                          ("1.234567e-05", 7), ("100000.0", 1), ("1.0000001", 8)])
 def test_significant_digits(text, digits):
     assert significant_digits(text) == digits
 
