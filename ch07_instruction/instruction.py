@@ -560,6 +560,35 @@ def _stream_answer(model, tokenizer, idx, max_new_tokens, temperature, top_k, ou
     return answer, count == max_new_tokens and not section
 
 
+def read_messages(inp, out, echo=False):
+    """The user's chat messages, one per line of ``inp``, with the chat commands handled.
+
+    Writes the "You: " prompt to ``out`` before each line. Yields each message, or None after
+    ``/reset`` (the caller forgets the conversation); stops at ``/quit`` or at the end of the
+    input. Empty lines are skipped, unknown commands answered with a hint. ``echo=True``
+    repeats each line after the prompt, for input that is not typed.
+    """
+    while True:
+        out.write("\nYou: ")
+        out.flush()
+        line = inp.readline()
+        if not line:  # end of input (Ctrl-D)
+            out.write("\n")
+            return
+        message = line.strip()
+        if echo:
+            out.write(message + "\n")
+        if message == "/quit":
+            return
+        if message == "/reset":
+            out.write("(conversation reset)\n")
+            yield None
+        elif message.startswith("/"):
+            out.write(f"(unknown command {message}: use /reset or /quit)\n")
+        elif message:
+            yield message
+
+
 def chat_loop(model, tokenizer, input_stream=None, output_stream=None, temperature=0.7, top_k=40,
               max_new_tokens=128, seed=None, echo=False):
     """A terminal chat with an instruction-tuned model; returns the number of answers given.
@@ -582,26 +611,9 @@ def chat_loop(model, tokenizer, input_stream=None, output_stream=None, temperatu
     reserve = min(max_new_tokens, context_length // 2)  # room kept for the answer
     history, answers = [], 0
     out.write("Chat with the instruction-tuned model. /reset starts over, /quit leaves.\n")
-    while True:
-        out.write("\nYou: ")
-        out.flush()
-        line = inp.readline()
-        if not line:  # end of input (Ctrl-D)
-            out.write("\n")
-            break
-        message = line.strip()
-        if echo:
-            out.write(message + "\n")
-        if message == "/quit":
-            break
-        if message == "/reset":
+    for message in read_messages(inp, out, echo):
+        if message is None:  # /reset
             history = []
-            out.write("(conversation reset)\n")
-            continue
-        if not message:
-            continue
-        if message.startswith("/"):
-            out.write(f"(unknown command {message}: use /reset or /quit)\n")
             continue
         ids = tokenizer.encode(chat_prompt(history, message))
         while history and len(ids) + reserve > context_length:

@@ -498,33 +498,16 @@ def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, tempera
     """
     import sys
 
-    from shared import set_seed
+    from shared import read_messages, set_seed
 
     inp, out = input_stream or sys.stdin, output_stream or sys.stdout
     if seed is not None:
         set_seed(seed)
     messages, answers = [], 0
     out.write("Chat with SmolLM2-135M-Instruct. /reset starts over, /quit leaves.\n")
-    while True:
-        out.write("\nYou: ")
-        out.flush()
-        line = inp.readline()
-        if not line:
-            out.write("\n")
-            break
-        message = line.strip()
-        if echo:
-            out.write(message + "\n")
-        if message == "/quit":
-            break
-        if message == "/reset":
+    for message in read_messages(inp, out, echo):
+        if message is None:  # /reset
             messages = []
-            out.write("(conversation reset)\n")
-            continue
-        if not message:
-            continue
-        if message.startswith("/"):
-            out.write(f"(unknown command {message}: use /reset or /quit)\n")
             continue
         messages.append({"role": "user", "content": message})
         prompt = chat_model.prompt_ids(messages)

@@ -71,6 +71,7 @@ _EXPORTS = {
     "extract_response": "ch07_instruction.instruction",
     "load_instruction_model": "ch07_instruction.instruction",
     "chat_loop": "ch07_instruction.instruction",
+    "read_messages": "ch07_instruction.instruction",
     "load_instruction_data": "ch07_instruction.instruction",
     "split_entries": "ch07_instruction.instruction",
     "generate_responses": "ch07_instruction.instruction",
