@@ -2,11 +2,9 @@
 # change the notebook's `#| export` cells and run `llm-course export` again.
 """Chapter 8 — From GPT-2 to a modern open model: SmolLM2 on the course's own code"""
 
-import math
 import re
 from dataclasses import dataclass
 
-import regex
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
