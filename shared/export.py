@@ -12,9 +12,13 @@ MARKER = "#| export"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+CHAPTER_GLOBS = ("ch[0-9][0-9]_*/*.ipynb", "appendix_*/*.ipynb")  # appendices come after every chapter
+
+
 def chapter_notebooks(root: Path = REPO_ROOT) -> list[Path]:
-    """Every ``chNN_*/*.ipynb`` that has at least one export cell, in chapter order."""
-    return [nb for nb in sorted(root.glob("ch[0-9][0-9]_*/*.ipynb")) if _export_cells(nb)]
+    """Every chapter or appendix notebook that has at least one export cell, in course order."""
+    found = [nb for pattern in CHAPTER_GLOBS for nb in sorted(root.glob(pattern))]
+    return [nb for nb in found if _export_cells(nb)]
 
 
 def _export_cells(notebook: Path) -> list[str]:

@@ -15,14 +15,18 @@ import shared
 from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_path, stale_modules
 
 CHAPTER_MODULES = sorted(module_path(nb) for nb in chapter_notebooks())
-EXERCISE_CHECKS = sorted(REPO_ROOT.glob("ch[0-9][0-9]_*/checks.py"))
+EXERCISE_CHECKS = sorted(p for pattern in ("ch[0-9][0-9]_*/checks.py", "appendix_*/checks.py") for p in REPO_ROOT.glob(pattern))
 # The plumbing every chapter may use; the CLI and the end-to-end run sit on top of all chapters.
 PLUMBING = [REPO_ROOT / "shared" / f"{name}.py" for name in ("config", "data", "files", "runtime", "export", "exercises", "notebook_policy", "judge", "progress")]
 
 
 def chapter_number(module: str) -> int | None:
+    """ch05_pretraining -> 5; appendix_a_distributed -> 101 (appendices come after every chapter)."""
     match = re.match(r"ch(\d\d)_", module)
-    return int(match.group(1)) if match else None
+    if match:
+        return int(match.group(1))
+    match = re.match(r"appendix_([a-z])_", module)
+    return 100 + ord(match.group(1)) - ord("a") + 1 if match else None
 
 
 def imported_chapters(path: Path) -> set[int]:
