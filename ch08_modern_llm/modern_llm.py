@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from shared import BPETokenizer, KVCache, fetch, gpt2_byte_alphabet, sample_next_token
+from shared import BPETokenizer, KVCache, fetch, gpt2_byte_alphabet, sample_next_token, token_f1
 
 
 @dataclass(frozen=True)
@@ -524,3 +524,21 @@ def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, tempera
     out.write("Bye.\n")
     out.flush()
     return answers
+
+def instruction_question(entry):
+    """A chapter 7 data entry as one chat message: the instruction, then its input (if any)."""
+    return entry["instruction"] + (f"\n\n{entry['input']}" if entry["input"] else "")
+
+
+def echo_answers(entries):
+    """The echo baseline: every test item answered with its own question."""
+    return [instruction_question(entry) for entry in entries]
+
+
+def nearest_training_answers(train_entries, entries):
+    """The nearest-example baseline: the reference answer of the training item whose question
+    overlaps most (token-F1) with each test item's question."""
+    def nearest(entry):
+        question = instruction_question(entry)
+        return max(train_entries, key=lambda t: token_f1(instruction_question(t), question))["output"]
+    return [nearest(entry) for entry in entries]

@@ -77,6 +77,7 @@ _EXPORTS = {
     "generate_responses": "ch07_instruction.instruction",
     "score_responses": "ch07_instruction.instruction",
     "token_f1": "ch07_instruction.instruction",
+    "judge_responses": "ch07_instruction.instruction",
     # ch08
     "LlamaConfig": "ch08_modern_llm.modern_llm",
     "LlamaModel": "ch08_modern_llm.modern_llm",
@@ -84,6 +85,9 @@ _EXPORTS = {
     "load_smollm2": "ch08_modern_llm.modern_llm",
     "load_hf_llama": "ch08_modern_llm.modern_llm",
     "render_chat": "ch08_modern_llm.modern_llm",
+    "instruction_question": "ch08_modern_llm.modern_llm",
+    "echo_answers": "ch08_modern_llm.modern_llm",
+    "nearest_training_answers": "ch08_modern_llm.modern_llm",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the course end to end (text -> chatbot) and write a report",
                          description="Tokenizer check, base model, its evaluation, spam classifier, instruction "
-                                     "fine-tuning and its evaluation, the LLM judge (when an Ollama server "
-                                     "answers), then DIR/report.md. Finished stages are stored in DIR/stages and "
+                                     "fine-tuning and its evaluation, SmolLM2-135M-Instruct and two baselines on "
+                                     "the same test items (chapter 8; skipped when its file can't be had), the LLM "
+                                     "judge (when an Ollama server answers), then DIR/report.md. Finished stages are stored in DIR/stages and "
                                      "reused while their inputs are unchanged; the judge server is looked for "
                                      "at every run.")
     run.add_argument("--profile", help=profile_help)

@@ -232,6 +232,20 @@ def fetch(name_or_entry, progress: bool = True) -> Path:
     return _download(entry, cached, mirror=cfg.mirror, progress=progress)
 
 
+def local_copy(name_or_entry) -> Path | None:
+    """Where a registry file already is on this machine, without downloading or verifying it.
+
+    The course cache's copy, the mirror's, or the mirror's copy of the wheel that carries it;
+    None when ``fetch`` would have to download it.
+    """
+    entry = _lookup(name_or_entry)
+    cfg = settings()
+    places = [cfg.cache_dir / entry.relpath]
+    if cfg.mirror is not None:
+        places += [cfg.mirror / entry.relpath] + ([cfg.mirror / entry.wheel_relpath] if entry.wheel_relpath else [])
+    return next((path for path in places if path.is_file()), None)
+
+
 PIP_TIMEOUT_S = 10  # per connection attempt of `pip download`; with no retries the whole call stays < 30 s
 
 

