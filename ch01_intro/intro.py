@@ -2,6 +2,28 @@
 # change the notebook's `#| export` cells and run `llm-course export` again.
 """Chapter 1 — Understanding large language models"""
 
+# GPT-3's training mix (Brown et al., 2020, Table 2.2): tokens in each source and the share
+# of training batches drawn from it ("weight"; the published weights are rounded).
+GPT3_TRAINING_MIX = {
+    "Common Crawl (filtered)": {"tokens": 410e9, "weight": 0.60},
+    "WebText2": {"tokens": 19e9, "weight": 0.22},
+    "Books1": {"tokens": 12e9, "weight": 0.08},
+    "Books2": {"tokens": 55e9, "weight": 0.08},
+    "Wikipedia": {"tokens": 3e9, "weight": 0.03},
+}
+GPT3_TRAINING_TOKENS = 300e9  # tokens GPT-3 saw during training
+
+def training_flops(n_params, n_tokens):
+    """Approximate FLOPs to train a transformer: 6 * parameters * training tokens.
+
+    2 FLOPs per parameter and token for the forward pass (a multiply and an add) and about
+    4 for the backward pass (Kaplan et al., 2020). The attention scores add a term that
+    grows with the context length; it is small for the models in this course and ignored.
+    """
+    if n_params <= 0 or n_tokens <= 0:
+        raise ValueError(f"n_params and n_tokens must be positive, got {n_params} and {n_tokens}")
+    return 6 * n_params * n_tokens
+
 def gpt_parameter_breakdown(vocab_size, context_length, emb_dim, n_layers, qkv_bias=True, tie_embeddings=True):
     """Parameters of a GPT-2-style model, per part, computed from its hyperparameters.
 
@@ -45,25 +67,3 @@ def count_gpt_parameters(vocab_size, context_length, emb_dim, n_layers, qkv_bias
     """
     return sum(gpt_parameter_breakdown(vocab_size, context_length, emb_dim, n_layers,
                                        qkv_bias=qkv_bias, tie_embeddings=tie_embeddings).values())
-
-# GPT-3's training mix (Brown et al., 2020, Table 2.2): tokens in each source and the share
-# of training batches drawn from it ("weight"; the published weights are rounded).
-GPT3_TRAINING_MIX = {
-    "Common Crawl (filtered)": {"tokens": 410e9, "weight": 0.60},
-    "WebText2": {"tokens": 19e9, "weight": 0.22},
-    "Books1": {"tokens": 12e9, "weight": 0.08},
-    "Books2": {"tokens": 55e9, "weight": 0.08},
-    "Wikipedia": {"tokens": 3e9, "weight": 0.03},
-}
-GPT3_TRAINING_TOKENS = 300e9  # tokens GPT-3 saw during training
-
-def training_flops(n_params, n_tokens):
-    """Approximate FLOPs to train a transformer: 6 * parameters * training tokens.
-
-    2 FLOPs per parameter and token for the forward pass (a multiply and an add) and about
-    4 for the backward pass (Kaplan et al., 2020). The attention scores add a term that
-    grows with the context length; it is small for the models in this course and ignored.
-    """
-    if n_params <= 0 or n_tokens <= 0:
-        raise ValueError(f"n_params and n_tokens must be positive, got {n_params} and {n_tokens}")
-    return 6 * n_params * n_tokens

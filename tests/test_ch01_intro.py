@@ -114,72 +114,207 @@ def test_gpt3_mix_matches_the_paper_totals():
     assert GPT3_TRAINING_TOKENS == 300e9
 
 
+# ---------------------------------------------------------------- chapter 4's model has the counted size
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+def test_chapter_4_model_has_the_counted_size(qkv_bias):
+    """Section 1.7 says chapter 4's GPT has the size section 1.6.2's formula gives (untied head)."""
+    from shared import GPTConfig, GPTModel
+
+    cfg = GPTConfig(vocab_size=97, context_length=16, emb_dim=24, n_heads=4, n_layers=2, qkv_bias=qkv_bias)
+    model = GPTModel(cfg)
+    assert n_params(model) == count_gpt_parameters(97, 16, 24, 2, qkv_bias=qkv_bias, tie_embeddings=False)
+
+
 # ---------------------------------------------------------------- exercise checks
 
-def first_line(capsys):
-    return capsys.readouterr().out.splitlines()[0]
+def verdict(capsys):
+    """Everything the check printed."""
+    return capsys.readouterr().out
 
 
-def test_check_exercise_1(capsys):
-    def windowed(tokens, context_size):  # written independently of the checker's reference
-        pairs = []
-        for end in range(1, len(tokens)):
-            context = list(tokens[:end])
-            while len(context) > context_size:
-                context.pop(0)
-            pairs.append((tuple(context), tokens[end]))   # tuples are accepted as contexts
+def assert_correct(capsys):
+    out = verdict(capsys)
+    assert out.startswith("Correct!"), out
+
+
+def assert_rejected(capsys, *fragments):
+    out = verdict(capsys)
+    assert out and "Correct!" not in out, out
+    for fragment in fragments:
+        assert fragment in out, (fragment, out)
+
+
+NOT_ANSWERED = [None, ...]
+
+
+def windowed(tokens, context_size):  # written independently of the checker's reference
+    pairs = []
+    for end in range(1, len(tokens)):
+        context = list(tokens[:end])
+        while len(context) > context_size:
+            context.pop(0)
+        pairs.append((tuple(context), tokens[end]))   # tuples are accepted as contexts
+    return pairs
+
+
+def test_check_exercise_1_accepts_a_solution(capsys):
+    check_exercise_1(windowed)
+    assert_correct(capsys)
+
+
+def test_check_exercise_1_accepts_a_solution_that_consumes_its_input(capsys):
+    def popping(tokens, context_size):
+        pairs, seen = [], [tokens.pop(0)]
+        while tokens:
+            pairs.append((seen[-context_size:], tokens[0]))
+            seen.append(tokens.pop(0))
         return pairs
 
-    check_exercise_1(windowed)
-    assert first_line(capsys) == "Correct!"
+    check_exercise_1(popping)
+    assert_correct(capsys)
 
-    check_exercise_1(lambda tokens, size: [(tokens[:i], tokens[i]) for i in range(1, len(tokens))])  # no limit
-    assert first_line(capsys) == "Not yet:"
 
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda tokens, size: [(tokens[:i], tokens[i]) for i in range(1, len(tokens))], "longer than"),   # no limit
+    (lambda tokens, size: [(tokens[i - size:i], tokens[i]) for i in range(1, len(tokens))], "max(0, i - context_size)"),
+    (lambda tokens, size: [(tokens[max(0, i - size - 1):i], tokens[i]) for i in range(1, len(tokens))], "longer than"),
+    (lambda tokens, size: [(tokens[max(0, i - size):i], tokens[i]) for i in range(len(tokens))], "one per token but the first"),
+    (lambda tokens, size: [(tokens[max(0, i - size):i + 1], tokens[i]) for i in range(1, len(tokens))], "ends with its own target"),
+])
+def test_check_exercise_1_rejects_typical_mistakes(capsys, wrong, fragment):
+    check_exercise_1(wrong)
+    assert_rejected(capsys, fragment)
+
+
+@pytest.mark.parametrize("returns, fragment", [
+    (None, "not a NoneType"),
+    (42, "not a int"),
+    ((p for p in [(["a"], "b")]), "not a generator"),
+    ([("a", "b", "c")], "must be a pair"),
+    ([("a", "b")], "context must be a list"),
+])
+def test_check_exercise_1_rejects_wrong_types_without_raising(capsys, returns, fragment):
+    check_exercise_1(lambda tokens, size: returns)
+    assert_rejected(capsys, fragment)
+
+
+def test_check_exercise_1_reports_errors_and_placeholders(capsys):
     check_exercise_1(lambda tokens, size: 1 / 0)
-    assert "ZeroDivisionError" in capsys.readouterr().out  # reported, not raised
+    assert_rejected(capsys, "ZeroDivisionError")
+    check_exercise_1(windowed(list("abc"), 2))   # the result, not the function
+    assert_rejected(capsys, "function itself")
+    for placeholder in NOT_ANSWERED:
+        check_exercise_1(placeholder)
+        assert_rejected(capsys, "Not answered yet")
 
-    check_exercise_1(None)
-    assert "no answer yet" in capsys.readouterr().out
 
-
-def test_check_exercise_2(capsys):
+def gpt3_shares():
+    """The two shares, from transformers' GPT-3-shaped model (independent of the course's formula)."""
     gpt3 = hf_gpt2(50257, 2048, 12288, 96, 96)
     total = n_params(gpt3)
     embedding = gpt3.transformer.wte.weight.numel() / total
     feed_forward = sum(n_params(block.mlp) for block in gpt3.transformer.h) / total
-
-    check_exercise_2(embedding, feed_forward)
-    assert first_line(capsys) == "Correct!"
-
-    check_exercise_2(embedding, 100 * feed_forward)  # a percentage instead of a fraction
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet:") and "feed_forward_share" in out and "embedding_share" not in out
+    return embedding, feed_forward
 
 
-def test_check_exercise_3(capsys):
-    flops = 6 * 7e9 * 2e12
-    check_exercise_3(flops, flops / 156e12 / 3600)
-    out = capsys.readouterr().out
+def test_check_exercise_2_accepts_the_solution(capsys):
+    check_exercise_2(*gpt3_shares())
+    assert_correct(capsys)
+
+
+def test_check_exercise_2_rejects_typical_mistakes(capsys):
+    embedding, feed_forward = gpt3_shares()
+    check_exercise_2(embedding, 100 * feed_forward)            # a percentage
+    assert_rejected(capsys, "feed_forward_share", "not a percentage")
+    check_exercise_2(feed_forward, embedding)                  # swapped
+    assert_rejected(capsys, "embedding_share", "gpt_parameter_breakdown")
+    gpt2 = gpt_parameter_breakdown(50257, 1024, 768, 12)       # GPT-2 small's shares instead of GPT-3's
+    total = sum(gpt2.values())
+    check_exercise_2(gpt2["token embedding"] / total, gpt2["feed-forward"] / total)
+    assert_rejected(capsys, "embedding_share")
+    check_exercise_2(embedding, 0.5)                           # only the first is right
+    assert_rejected(capsys, "feed_forward_share")
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ("0.0035", "should be a number"), (True, "should be a number"), (torch.tensor(0.0035), "should be a number"),
+    (float("nan"), "not a finite number"), (float("inf"), "not a finite number"),
+])
+def test_check_exercise_2_rejects_wrong_types_without_raising(capsys, bad, fragment):
+    _, feed_forward = gpt3_shares()
+    check_exercise_2(bad, feed_forward)
+    assert_rejected(capsys, fragment)
+
+
+def test_check_exercise_2_reports_placeholders(capsys):
+    for placeholder in NOT_ANSWERED:
+        check_exercise_2(placeholder, 0.66)
+        assert_rejected(capsys, "Not answered yet")
+        check_exercise_2(0.0035, placeholder)
+        assert_rejected(capsys, "Not answered yet")
+
+
+LLAMA_FLOPS = 6 * 7e9 * 2e12
+
+
+def test_check_exercise_3_accepts_the_solution(capsys):
+    check_exercise_3(LLAMA_FLOPS, LLAMA_FLOPS / 156e12 / 3600)
+    out = verdict(capsys)
     assert out.startswith("Correct!") and "184,320" in out
 
-    check_exercise_3(flops, flops / 156e12)  # seconds, not hours
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet:") and "gpu_hours" in out and "184,320" not in out
+
+@pytest.mark.parametrize("flops, gpu_hours, fragment", [
+    (LLAMA_FLOPS, LLAMA_FLOPS / 156e12, "in seconds"),                        # forgot the 3,600
+    (LLAMA_FLOPS, LLAMA_FLOPS / 312e12 / 3600, "half of it"),                 # the peak, not the sustained rate
+    (LLAMA_FLOPS, 184_320, "0.5 * 312e12"),                                   # Meta's figure, not the estimate
+    (2 * 7e9 * 2e12, 2 * 7e9 * 2e12 / 156e12 / 3600, "6 * parameters"),       # forward pass only
+    (7e9 * 2e12, 1.0, "6 * parameters"),
+    ("8.4e22", 1.0, "should be a number"),
+    (LLAMA_FLOPS, float("nan"), "not a finite number"),
+])
+def test_check_exercise_3_rejects_typical_mistakes(capsys, flops, gpu_hours, fragment):
+    check_exercise_3(flops, gpu_hours)
+    out = verdict(capsys)
+    assert "Correct!" not in out and "184,320" not in out and fragment in out, out
 
 
-def test_check_exercise_4(capsys):
-    epochs = {"Common Crawl (filtered)": 180 / 410, "WebText2": 66 / 19, "Books1": 24 / 12,
-              "Books2": 24 / 55, "Wikipedia": 9 / 3}   # billions of tokens drawn / available
-    check_exercise_4(epochs)
-    assert first_line(capsys) == "Correct!"
+def test_check_exercise_3_reports_placeholders(capsys):
+    for placeholder in NOT_ANSWERED:
+        check_exercise_3(placeholder, 1.0)
+        assert_rejected(capsys, "Not answered yet")
+        check_exercise_3(LLAMA_FLOPS, placeholder)
+        assert_rejected(capsys, "Not answered yet")
 
-    check_exercise_4({**epochs, "Wikipedia": 3.4})  # the paper's own (inconsistent) figure
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet:") and "Wikipedia" in out
 
-    check_exercise_4({"WebText2": 3.47})
-    assert "exactly the keys" in capsys.readouterr().out
+EPOCHS = {"Common Crawl (filtered)": 180 / 410, "WebText2": 66 / 19, "Books1": 24 / 12,
+          "Books2": 24 / 55, "Wikipedia": 9 / 3}   # billions of tokens drawn / available
+
+
+def test_check_exercise_4_accepts_the_solution(capsys):
+    check_exercise_4(EPOCHS)
+    assert_correct(capsys)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    ({**EPOCHS, "Wikipedia": 3.4}, "Wikipedia"),                          # the paper's own (inconsistent) figure
+    ({source: 1 / n for source, n in EPOCHS.items()}, "Divide the tokens drawn"),   # inverted
+    ({source: row["weight"] for source, row in GPT3_TRAINING_MIX.items()}, "Divide the tokens drawn"),
+    ({**EPOCHS, "Books1": "2"}, "should be a number"),
+    ({**EPOCHS, "Books1": None}, "should be a number"),
+    ({"WebText2": 3.47}, "exactly the keys"),
+    ({**EPOCHS, "arXiv": 1.0}, "exactly the keys"),
+    ([3.47], "exactly the keys"),
+])
+def test_check_exercise_4_rejects_typical_mistakes(capsys, wrong, fragment):
+    check_exercise_4(wrong)
+    assert_rejected(capsys, fragment)
+
+
+def test_check_exercise_4_reports_placeholders(capsys):
+    for placeholder in NOT_ANSWERED:
+        check_exercise_4(placeholder)
+        assert_rejected(capsys, "Not answered yet")
 
 
 # ---------------------------------------------------------------- glossary
