@@ -36,8 +36,8 @@ TOP_LEVEL_FILES = ("README.md", "pyproject.toml", "requirements.txt", "LICENSE")
 CHAPTER_PATTERNS = ("ch[0-9][0-9]_*", "appendix_*")  # chapters first, appendices after
 # Files a chapter fetches by name although no profile lists them: chapter 8's pretrained model.
 CHAPTER_DATA = ("smollm2-135m-instruct",)
-# Made by Python, Jupyter or pip while the bundle is used; never part of what was built.
-IGNORED_PARTS = ("__pycache__", ".ipynb_checkpoints")
+# Made by Python, Jupyter or pip (installing from the bundle) while it is used; never part of what was built.
+IGNORED_PARTS = ("__pycache__", ".ipynb_checkpoints", "build")
 IGNORED_SUFFIXES = (".pyc", ".egg-info")
 
 
