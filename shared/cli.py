@@ -7,6 +7,8 @@ import platform
 import sys
 from pathlib import Path
 
+from shared.classroom import add_classroom_command
+from shared.colab import add_colab_command
 from shared.config import PROFILES, ProfileError, settings
 from shared.data import ChecksumError, FetchError
 from shared.export import REPO_ROOT
@@ -212,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="regenerate chapter modules from their notebooks")
     export.add_argument("--check", action="store_true", help="only report stale modules (exit 1 if any)")
     export.set_defaults(func=cmd_export)
+
+    add_classroom_command(sub)
+    add_colab_command(sub)
     return parser
 
 
