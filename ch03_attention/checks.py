@@ -108,6 +108,7 @@ _MISTAKES = [
 _FORBIDDEN = {  # function name -> where it lives; a call to any of them is the shortcut
     "scaled_dot_product_attention": (F, torch._C._nn),
     "multi_head_attention_forward": (F,),
+    "_native_multi_head_attention": (torch,),  # nn.MultiheadAttention's fast path in eval mode
 }
 
 
@@ -284,9 +285,11 @@ def check_exercise_5(offset_causal_mask):
             print("Not answered yet: your function returned None.")
             return
         total = num_cached + num_new
+        if isinstance(mask, torch.Tensor) and num_cached and tuple(mask.shape) == (num_new, num_new):
+            print(f"Shape {(num_new, num_new)} for num_cached={num_cached}, num_new={num_new}: the new tokens also "
+                  f"attend to the cached ones, so the mask needs one column per position: {(num_new, total)}.")
+            return
         if not _is_bool_mask(mask, (num_new, total)):
-            if isinstance(mask, torch.Tensor) and tuple(mask.shape) == (num_new, num_new):
-                print("The new tokens also attend to the cached ones: one column per position, cached and new.")
             return
         query_pos = num_cached + torch.arange(num_new).unsqueeze(1)
         expected = torch.arange(total).unsqueeze(0) > query_pos
