@@ -64,46 +64,6 @@ class MultiHeadAttentionWrapper(nn.Module):
     def forward(self, x):
         return torch.cat([head(x) for head in self.heads], dim=-1)  # (b, T, num_heads * head_dim)
 
-class MinimalMultiHeadAttention(nn.Module):
-    """Causal multi-head self-attention, the minimal version: no input checks, no cache, no fused kernel.
-
-    x (batch, num_tokens, d_in) -> (batch, num_tokens, d_out). One projection per role
-    computes every head at once; the heads become a tensor axis, attend in parallel,
-    and are merged and mixed by ``out_proj``.
-    """
-
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
-        super().__init__()
-        self.d_out = d_out
-        self.num_heads = num_heads
-        self.head_dim = d_out // num_heads
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
-        self.dropout = nn.Dropout(dropout)
-        # True above the diagonal = "a future token: do not look". Not persistent:
-        # it is rebuilt from context_length, so state_dicts hold only weights.
-        mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
-        self.register_buffer("mask", mask, persistent=False)
-
-    def forward(self, x):
-        b, num_tokens, _ = x.shape
-        # (b, T, d_out) -> (b, T, heads, head_dim) -> (b, heads, T, head_dim)
-        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-
-        scores = queries @ keys.transpose(2, 3)  # (b, heads, T, T)
-        scores = scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))
-        weights = torch.softmax(scores / self.head_dim**0.5, dim=-1)
-        weights = self.dropout(weights)
-        context = weights @ values  # (b, heads, T, head_dim)
-
-        # (b, heads, T, head_dim) -> (b, T, heads, head_dim) -> (b, T, d_out)
-        context = context.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
-        return self.out_proj(context)
-
 class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention, all heads in one batched matmul.
 

@@ -27,6 +27,25 @@ def _is_bool_mask(mask, shape):
     return True
 
 
+def _is_function(answer, signature):
+    """False (after printing why) unless ``answer`` is a function the check can call."""
+    if not_answered(answer):
+        return False
+    if not callable(answer):
+        print(f"Expected a function {signature}, got {type(answer).__name__}.")
+        return False
+    return True
+
+
+def _returned(fn, *args):
+    """``(True, fn(*args))``; ``(False, None)`` after printing why if it raised or returned None."""
+    ok, result = call_safely(fn, *args)
+    if ok and result is None:
+        print("Not answered yet: your function returned None.")
+        return False, None
+    return ok, result
+
+
 # --- Exercise 1 ---------------------------------------------------------------------------
 
 def check_exercise_1(weights, inputs):
@@ -113,7 +132,7 @@ _FORBIDDEN = {  # function name -> where it lives; a call to any of them is the 
 
 
 def _call_recording_forbidden(fn, *args):
-    """``call_safely(fn, *args)``, plus the names of the forbidden PyTorch functions it called."""
+    """``_returned(fn, *args)``, plus the names of the forbidden PyTorch functions it called."""
     used, originals = [], []
     for name, homes in _FORBIDDEN.items():
         for home in homes:
@@ -128,7 +147,7 @@ def _call_recording_forbidden(fn, *args):
             originals.append((home, name, original))
             setattr(home, name, recording)
     try:
-        ok, result = call_safely(fn, *args)
+        ok, result = _returned(fn, *args)
     finally:
         for home, name, original in originals:
             setattr(home, name, original)
@@ -137,10 +156,7 @@ def _call_recording_forbidden(fn, *args):
 
 def check_exercise_2(attention_forward):
     """``attention_forward(layer, x)``: causal multi-head attention written out, without shortcuts."""
-    if not_answered(attention_forward):
-        return
-    if not callable(attention_forward):
-        print(f"Expected a function attention_forward(layer, x), got {type(attention_forward).__name__}.")
+    if not _is_function(attention_forward, "attention_forward(layer, x)"):
         return
     cases = [(3, 4, 2, 2, 6, False), (16, 12, 3, 2, 7, True), (8, 8, 1, 1, 5, False), (10, 12, 4, 3, 1, True)]
     for seed, (d_in, d_out, num_heads, batch, num_tokens, qkv_bias) in enumerate(cases):
@@ -154,9 +170,6 @@ def check_exercise_2(attention_forward):
             if used:
                 print(f"Your function calls {', '.join(used)}: that is the shortcut this exercise forbids. "
                       "Write the scores, mask, softmax and weighted sum yourself.")
-                return
-            if got is None:
-                print("Not answered yet: your function returned None.")
                 return
             if not isinstance(got, torch.Tensor):
                 print(NOT_A_TENSOR.format(type(got).__name__))
@@ -221,17 +234,11 @@ def check_exercise_3(wrapper_2d, head_width, batch):
 
 def check_exercise_4(local_causal_mask):
     """A sliding-window causal mask: True where token i must NOT look at token j."""
-    if not_answered(local_causal_mask):
-        return
-    if not callable(local_causal_mask):
-        print(f"Expected a function local_causal_mask(num_tokens, window), got {type(local_causal_mask).__name__}.")
+    if not _is_function(local_causal_mask, "local_causal_mask(num_tokens, window)"):
         return
     for num_tokens, window in [(6, 2), (5, 1), (4, 10), (7, 3)]:
-        ok, mask = call_safely(local_causal_mask, num_tokens, window)
+        ok, mask = _returned(local_causal_mask, num_tokens, window)
         if not ok:
-            return
-        if mask is None:
-            print("Not answered yet: your function returned None.")
             return
         if not _is_bool_mask(mask, (num_tokens, num_tokens)):
             return
@@ -268,21 +275,15 @@ def _names_used(fn):
 
 def check_exercise_5(offset_causal_mask):
     """The causal mask for new tokens that follow ``num_cached`` cached ones, built from positions."""
-    if not_answered(offset_causal_mask):
-        return
-    if not callable(offset_causal_mask):
-        print(f"Expected a function offset_causal_mask(num_cached, num_new), got {type(offset_causal_mask).__name__}.")
+    if not _is_function(offset_causal_mask, "offset_causal_mask(num_cached, num_new)"):
         return
     if "mask" in _names_used(offset_causal_mask):
         print("Your function reads a `mask` (a module's buffer, e.g. mha.mask[...]): that is the shortcut the "
               "exercise forbids. Build the mask from the positions of the queries and the keys.")
         return
     for num_cached, num_new in [(0, 4), (3, 1), (2, 3), (5, 2), (1500, 3)]:
-        ok, mask = call_safely(offset_causal_mask, num_cached, num_new)
+        ok, mask = _returned(offset_causal_mask, num_cached, num_new)
         if not ok:
-            return
-        if mask is None:
-            print("Not answered yet: your function returned None.")
             return
         total = num_cached + num_new
         if isinstance(mask, torch.Tensor) and num_cached and tuple(mask.shape) == (num_new, num_new):

@@ -216,15 +216,36 @@ def test_kv_cache_error_when_cache_plus_new_exceeds_context_length():
 
 # --- the minimal version, and the full one as a diff from it ---------------------------------
 
-from ch03_attention.attention import MinimalMultiHeadAttention  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 from ch03_attention.figures import code_diff, text_colour  # noqa: E402
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "ch03_attention" / "attention.ipynb"
+
+
+@pytest.fixture(scope="module")
+def Minimal(tmp_path_factory):
+    """The notebook's teaching class MinimalMultiHeadAttention (not exported), loaded from its cell.
+
+    The cell goes into a module file, so that `inspect` can read its source for the diff."""
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    (source,) = ["".join(c["source"]) for c in cells
+                 if c["cell_type"] == "code" and "class MinimalMultiHeadAttention(" in "".join(c["source"])]
+    path = tmp_path_factory.mktemp("notebook") / "minimal_mha.py"
+    path.write_text("import torch\nimport torch.nn as nn\n\n" + source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("minimal_mha", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MinimalMultiHeadAttention
 
 
 @pytest.mark.parametrize("qkv_bias", [False, True])
 @pytest.mark.parametrize("num_heads", [1, 3, 4])
-def test_minimal_equals_full_with_the_same_weights(qkv_bias, num_heads):
+def test_minimal_equals_full_with_the_same_weights(Minimal, qkv_bias, num_heads):
     torch.manual_seed(0)
-    minimal = MinimalMultiHeadAttention(16, 12, 10, 0.3, num_heads, qkv_bias=qkv_bias).eval()
+    minimal = Minimal(16, 12, 10, 0.3, num_heads, qkv_bias=qkv_bias).eval()
     full = make_mha(num_heads=num_heads, qkv_bias=qkv_bias, dropout=0.3, seed=7).eval()
     assert not close(full(random_input()), minimal(random_input()))  # different weights: the test can fail
     full.load_state_dict(minimal.state_dict())  # same parameter names, so the full layer takes them all
@@ -234,10 +255,10 @@ def test_minimal_equals_full_with_the_same_weights(qkv_bias, num_heads):
         assert close(minimal(x), sdpa_reference(minimal, x))
 
 
-def test_minimal_equals_wrapper():
+def test_minimal_equals_wrapper(Minimal):
     torch.manual_seed(0)
     wrapper = MultiHeadAttentionWrapper(16, 12, 10, 0.0, num_heads=3)
-    minimal = MinimalMultiHeadAttention(16, 12, 10, 0.0, num_heads=3)
+    minimal = Minimal(16, 12, 10, 0.0, num_heads=3)
     with torch.no_grad():
         for name in ("W_query", "W_key", "W_value"):
             getattr(minimal, name).weight.copy_(torch.cat([getattr(h, name).weight for h in wrapper.heads]))
@@ -247,15 +268,15 @@ def test_minimal_equals_wrapper():
         assert close(wrapper(x), minimal(x))
 
 
-def test_minimal_version_is_about_25_lines():
-    lines = code_diff(torch.nn.Module, MinimalMultiHeadAttention)  # every line counts as added
+def test_minimal_version_is_about_25_lines(Minimal):
+    lines = code_diff(torch.nn.Module, Minimal)  # every line counts as added
     code = [line for line in lines if line.startswith("+ ") and line[2:].strip() and not line[2:].strip().startswith("#")]
     assert 20 <= len(code) <= 30, len(code)
 
 
-def test_full_version_only_adds_to_the_minimal_one():
+def test_full_version_only_adds_to_the_minimal_one(Minimal):
     """The diff shown in 3.7: besides the two signatures, only the mask line (and its shape comment) change."""
-    removed = [line[2:].strip() for line in code_diff(MinimalMultiHeadAttention, MultiHeadAttention) if line.startswith("- ")]
+    removed = [line[2:].strip() for line in code_diff(Minimal, MultiHeadAttention) if line.startswith("- ")]
     assert removed == [
         "def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):",
         "def forward(self, x):",
