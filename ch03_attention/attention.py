@@ -70,7 +70,8 @@ class MultiHeadAttention(nn.Module):
     x (batch, num_tokens, d_in) -> (batch, num_tokens, d_out). The query, key and
     value projections produce every head at once; the heads are split off as a
     tensor dimension, attend in parallel, and are merged and mixed by ``out_proj``.
-    It computes what ``MinimalMultiHeadAttention`` computes, and adds:
+    It computes what the chapter's teaching version, ``MinimalMultiHeadAttention``,
+    computes, and adds:
 
     * clear ``ValueError``s for bad arguments and inputs;
     * ``use_sdpa=True`` (a plain attribute, which can be flipped on an existing

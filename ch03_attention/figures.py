@@ -130,11 +130,12 @@ def code_diff(old_class, new_class, context=1):
         for group in matcher.get_grouped_opcodes(context):
             for tag, i1, i2, j1, j2 in group:
                 if tag == "equal":
-                    out += ["  " + line for line in new[j1:j2]]
+                    out += [f"  {line}".rstrip() for line in new[j1:j2]]
                     continue
-                out += ["- " + line for line in old[i1:i2]]
-                out += ["+ " + line for line in new[j1:j2]]
-            out.append("  ...")
+                out += [f"- {line}".rstrip() for line in old[i1:i2]]
+                out += [f"+ {line}".rstrip() for line in new[j1:j2]]
+            if group[-1][4] < len(new):  # more lines follow, unchanged
+                out.append("  ...")
     return out
 
 
