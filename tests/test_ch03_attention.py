@@ -456,3 +456,22 @@ def test_exercise_5(capsys):
 def test_exercise_5_rejects_slicing_the_buffer(capsys, shortcut):
     out = verdict(capsys, checks.check_exercise_5, shortcut)
     assert "shortcut" in out and "Correct!" not in out
+
+
+WEIRD_ANSWERS = [1, "answer", [], object(), torch.zeros(3), lambda *args: 1 / 0, lambda *args: "text",
+                 lambda *args: torch.zeros(2, 2), torch.nn.Linear(3, 2)]
+
+
+@pytest.mark.parametrize("answer", WEIRD_ANSWERS, ids=lambda a: type(a).__name__)
+@pytest.mark.parametrize("check, extra", [
+    (checks.check_exercise_1, (INPUTS,)), (checks.check_exercise_2, ()), (checks.check_exercise_3, (1, BATCH)),
+    (checks.check_exercise_4, ()), (checks.check_exercise_5, ()),
+], ids=["ex1", "ex2", "ex3", "ex4", "ex5"])
+def test_checks_never_raise_and_reject_odd_answers(capsys, check, extra, answer):
+    out = verdict(capsys, check, answer, *extra)
+    assert out.strip() and "Correct!" not in out
+
+
+def test_exercise_1_needs_the_toy_embeddings(capsys):
+    good = torch.softmax(INPUTS @ INPUTS[5], dim=0)
+    assert "toy embeddings" in verdict(capsys, checks.check_exercise_1, good, "inputs")
