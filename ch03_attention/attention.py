@@ -70,15 +70,17 @@ class MultiHeadAttention(nn.Module):
     x (batch, num_tokens, d_in) -> (batch, num_tokens, d_out). The query, key and
     value projections produce every head at once; the heads are split off as a
     tensor dimension, attend in parallel, and are merged and mixed by ``out_proj``.
+    It computes what the chapter's teaching version, ``MinimalMultiHeadAttention``,
+    computes, and adds:
 
-    ``use_sdpa=True`` (a plain attribute, which can be flipped on an existing
-    module) computes the attention step with PyTorch's fused
-    ``scaled_dot_product_attention``; the result is the same up to rounding.
-
-    ``forward(x, cache=None)``: with a key/value cache (chapter 5), ``x`` holds
-    only the new tokens; the layer hands its new keys and values to
-    ``cache.update(self, keys, values)``, which returns those of every position
-    so far, and the new tokens attend to all cached positions plus themselves.
+    * clear ``ValueError``s for bad arguments and inputs;
+    * ``use_sdpa=True`` (a plain attribute, which can be flipped on an existing
+      module): the attention step runs through PyTorch's fused
+      ``scaled_dot_product_attention``; the result is the same up to rounding;
+    * ``forward(x, cache=None)``: with a key/value cache (chapter 5), ``x`` holds
+      only the new tokens; the layer hands its new keys and values to
+      ``cache.update(self, keys, values)``, which returns those of every position
+      so far, and the new tokens attend to all cached positions plus themselves.
     """
 
     def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False, use_sdpa=False):
@@ -104,29 +106,13 @@ class MultiHeadAttention(nn.Module):
         mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)
 
-    def _split_heads(self, t):
-        """(b, T, d_out) -> (b, num_heads, T, head_dim)."""
-        b, num_tokens, _ = t.shape
-        return t.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-
     def forward(self, x, cache=None):
-        if x.dim() != 3:
-            raise ValueError(
-                f"x must have shape (batch, num_tokens, d_in), got {x.dim()}-D shape {tuple(x.shape)}: "
-                "for a single sequence use x.unsqueeze(0)"
-            )
-        b, num_tokens, d_in = x.shape
-        if d_in != self.d_in:
-            raise ValueError(f"x has {d_in} features per token but the layer expects d_in={self.d_in}")
-        if num_tokens > self.context_length:
-            raise ValueError(
-                f"input has {num_tokens} tokens but context_length is {self.context_length}: "
-                "shorten the input or build the layer with a larger context_length"
-            )
-
-        queries = self._split_heads(self.W_query(x))  # (b, heads, T, head_dim)
-        keys = self._split_heads(self.W_key(x))       # (b, heads, T, head_dim)
-        values = self._split_heads(self.W_value(x))   # (b, heads, T, head_dim)
+        self._check_input(x)
+        b, num_tokens, _ = x.shape
+        # (b, T, d_out) -> (b, T, heads, head_dim) -> (b, heads, T, head_dim)
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
 
         num_cached = 0
         if cache is not None:
@@ -139,18 +125,10 @@ class MultiHeadAttention(nn.Module):
                 )
         total = num_cached + num_tokens
         # Row i is the new token at position num_cached + i: it may see columns 0..num_cached + i.
-        future = self.mask[num_cached:total, :total]  # (T, total), True = masked
+        future = self.mask[num_cached:total, :total]  # (T, total), True = masked; no cache: the top-left corner
 
         if self.use_sdpa:
-            dropout_p = self.dropout.p if self.training else 0.0
-            if num_cached == 0:
-                context = F.scaled_dot_product_attention(queries, keys, values, dropout_p=dropout_p, is_causal=True)
-            else:
-                # is_causal aligns the mask top-left, which is wrong once queries are fewer
-                # than keys, so pass the offset mask explicitly (SDPA's True = may attend).
-                context = F.scaled_dot_product_attention(
-                    queries, keys, values, attn_mask=~future, dropout_p=dropout_p
-                )  # (b, heads, T, head_dim)
+            context = self._fused_attention(queries, keys, values, future, num_cached)
         else:
             scores = queries @ keys.transpose(2, 3)  # (b, heads, T, total)
             scores = scores.masked_fill(future, float("-inf"))
@@ -161,3 +139,27 @@ class MultiHeadAttention(nn.Module):
         # (b, heads, T, head_dim) -> (b, T, heads, head_dim) -> (b, T, d_out)
         context = context.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
         return self.out_proj(context)
+
+    def _check_input(self, x):
+        """Raise a ValueError that names the problem and the fix, before a shape error deep inside."""
+        if x.dim() != 3:
+            raise ValueError(
+                f"x must have shape (batch, num_tokens, d_in), got {x.dim()}-D shape {tuple(x.shape)}: "
+                "for a single sequence use x.unsqueeze(0)"
+            )
+        if x.shape[2] != self.d_in:
+            raise ValueError(f"x has {x.shape[2]} features per token but the layer expects d_in={self.d_in}")
+        if x.shape[1] > self.context_length:
+            raise ValueError(
+                f"input has {x.shape[1]} tokens but context_length is {self.context_length}: "
+                "shorten the input or build the layer with a larger context_length"
+            )
+
+    def _fused_attention(self, queries, keys, values, future, num_cached):
+        """The attention step through PyTorch's fused kernel: (b, heads, T, head_dim) context vectors."""
+        dropout_p = self.dropout.p if self.training else 0.0
+        if num_cached == 0:
+            return F.scaled_dot_product_attention(queries, keys, values, dropout_p=dropout_p, is_causal=True)
+        # is_causal aligns the mask top-left, which is wrong once queries are fewer than
+        # keys, so pass the offset mask explicitly (SDPA's True = may attend).
+        return F.scaled_dot_product_attention(queries, keys, values, attn_mask=~future, dropout_p=dropout_p)
