@@ -15,8 +15,9 @@ def annotate_cells(ax, matrix, image, fmt="{:.1f}", fontsize=8):
         for c in range(matrix.shape[1]):
             red, green, blue, _ = image.cmap(image.norm(matrix[r, c]))
             light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived brightness
-            ax.text(c, r, fmt.format(matrix[r, c]), ha="center", va="center", fontsize=fontsize,
-                    color="black" if light else "white")
+            text = fmt.format(matrix[r, c] + 0.0)
+            ax.text(c, r, text.replace("-", "") if float(text) == 0 else text,  # no "-0.00"
+                    ha="center", va="center", fontsize=fontsize, color="black" if light else "white")
 
 
 def plot_similarity(words, vectors):
