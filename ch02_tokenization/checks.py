@@ -1,40 +1,52 @@
 """Self-checks for the chapter 2 exercises (used by tokenization.ipynb and solutions.ipynb).
 
-Each ``check_exercise_N(answer)`` prints ``Correct!`` or says what is off. A check
-never raises on a wrong answer: it explains, so the reader can try again. The expected
-answers come from the chapter's own code (``GPTDataset``, ``learn_merges``,
-``BPETokenizer``), not from stored numbers.
+Each ``check_exercise_N(answer)`` prints ``Correct!`` or says what is off. A check never
+raises on a wrong answer: it calls the reader's code through ``call_safely``, checks the
+type of what comes back, and explains, so the reader can try again. The expected answers
+come from the course's own code (``GPTDataset``, ``BPETokenizer``, tiktoken), not from
+stored numbers.
 """
+
+from collections import Counter
+from numbers import Integral
 
 import torch
 
-from shared import BPETokenizer, GPTDataset
+from shared import BPETokenizer, GPTDataset, gpt2_encoding
+from shared.exercises import call_safely, not_answered
 
 
-def _not_answered(answer) -> bool:
-    if answer is None:
-        print("Not answered yet: fill in your answer, then run the check again.")
-        return True
-    return False
+def _uses(fn, names) -> list[str]:
+    """Which of ``names`` the code of ``fn`` refers to (globals, attributes, imports)."""
+    code = getattr(fn, "__code__", None)
+    return sorted(set(names) & set(code.co_names)) if code is not None else []
 
 
-def _call(fn, *args):
-    """``fn(*args)``, or a printed explanation (and None) if it raises."""
-    try:
-        return fn(*args)
-    except Exception as error:  # the reader's code: report, don't crash the notebook
-        print(f"Your function raised {type(error).__name__}: {error}")
-        return None
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def check_exercise_1(num_windows):
-    """``num_windows(n_tokens, context_length, stride)`` == len(GPTDataset(...))."""
-    cases = [(5, 4, 1), (6, 4, 1), (100, 4, 4), (101, 4, 4), (102, 4, 4), (20, 4, 6), (1000, 256, 128), (257, 256, 1)]
+    """``num_windows(n_tokens, context_length, stride)`` == len(GPTDataset(...)), without building one."""
+    if not_answered(num_windows):
+        return
+    if not callable(num_windows):
+        print(f"Not yet: pass the function num_windows itself, not {type(num_windows).__name__}.")
+        return
+    if shortcut := _uses(num_windows, {"GPTDataset", "create_dataloader"}):
+        print(f"Not yet: your function uses {', '.join(shortcut)}, which counts the windows for you. "
+              "Derive the count from 'window k starts at k * stride and needs context_length + 1 tokens'.")
+        return
+    cases = [(5, 4, 1), (6, 4, 1), (100, 4, 4), (101, 4, 4), (102, 4, 4), (20, 4, 6), (1000, 256, 128),
+             (257, 256, 1), (5145, 4, 4)]
     for n_tokens, context_length, stride in cases:
         expected = len(GPTDataset(list(range(n_tokens)), context_length=context_length, stride=stride))
-        got = _call(num_windows, n_tokens, context_length, stride)
-        if got is None:
-            _not_answered(None)
+        ok, got = call_safely(num_windows, n_tokens, context_length, stride)
+        if not ok or not_answered(got):
+            return
+        if not _is_int(got):
+            print(f"Not yet: num_windows({n_tokens}, {context_length}, {stride}) returned "
+                  f"{type(got).__name__} {got!r}; a number of windows is an int (use // for the division).")
             return
         if got != expected:
             print(f"Not yet: num_windows({n_tokens}, {context_length}, {stride}) returned {got}, but GPTDataset "
@@ -44,56 +56,146 @@ def check_exercise_1(num_windows):
     print("Correct!")
 
 
-def check_exercise_2(most_frequent_pair):
-    """``most_frequent_pair(ids)`` agrees with the first merge ``learn_merges`` would make."""
-    from ch02_tokenization.tokenization import learn_merges
+def _most_frequent_pair(ids: list[int]) -> tuple[int, int]:
+    """The reference: overlapping pairs counted, ties to the smallest (left, right)."""
+    counts = Counter(zip(ids, ids[1:]))
+    return min(counts, key=lambda pair: (-counts[pair], pair))
 
-    cases = [[1, 2, 3, 1, 2], [5, 5, 5, 7, 5], [9, 4, 1, 2], [3, 3, 3, 3, 2, 3, 2, 3], list(b"aaabdaaabac")]
+
+def check_exercise_2(most_frequent_pair):
+    """``most_frequent_pair(ids)``: the most frequent neighbouring pair, ties to the smallest pair."""
+    if not_answered(most_frequent_pair):
+        return
+    if not callable(most_frequent_pair):
+        print(f"Not yet: pass the function most_frequent_pair itself, not {type(most_frequent_pair).__name__}.")
+        return
+    # ties where the first pair seen is not the smallest; overlaps (5 5 5); ids above 255, as after merges
+    cases = [[1, 2, 3, 1, 2], [5, 5, 5, 7, 5], [9, 4, 1, 2], [3, 3, 3, 3, 2, 3, 2, 3], list(b"aaabdaaabac"),
+             [300, 7, 256, 300, 7, 256, 256, 300], [2, 1, 2, 1, 1, 2]]
     for ids in cases:
-        expected = learn_merges({bytes(ids): 1}, 1)[0]
-        got = _call(most_frequent_pair, list(ids))
-        if got is None:
-            _not_answered(None)
+        expected = _most_frequent_pair(ids)
+        ok, got = call_safely(most_frequent_pair, list(ids))
+        if not ok or not_answered(got):
+            return
+        if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(_is_int(i) for i in got)):
+            print(f"Not yet: for {ids} your function returned {got!r}; return the pair itself, "
+                  "a tuple of two ids such as (97, 97).")
             return
         if tuple(got) != expected:
             print(f"Not yet: for {ids} you gave {tuple(got)}, expected {expected}. Count every neighbouring "
-                  "position (overlaps too), and break ties by the smallest (left, right).")
+                  "position (overlaps too), and break ties by the smallest (left, right), not by the "
+                  "pair seen first.")
             return
     print("Correct!")
 
 
 def check_exercise_3(merges):
     """The bytes of the first three merges learned from "low lower lowest"."""
-    if _not_answered(merges):
+    if not_answered(merges):
+        return
+    if not isinstance(merges, (list, tuple)) or not all(isinstance(m, (bytes, str)) for m in merges):
+        print("Not yet: give a list of three tokens, each as bytes (b\"..\") or as a string.")
+        return
+    if len(merges) != 3:
+        print(f"Not yet: give exactly three merges, got {len(merges)}.")
         return
     tokenizer = BPETokenizer().train("low lower lowest", vocab_size=256 + 3)
     expected = [tokenizer.vocab[256 + i] for i in range(3)]
-    merges = [m.encode("utf-8") if isinstance(m, str) else bytes(m) for m in merges]
+    merges = [m.encode("utf-8") if isinstance(m, str) else m for m in merges]
     if merges == expected:
         print("Correct!")
-    elif len(merges) != 3:
-        print(f"Give exactly three merges, got {len(merges)}.")
-    else:
-        wrong = next(i for i in range(3) if merges[i] != expected[i])
-        print(f"Merge {wrong} is off (you gave {merges[wrong]!r}). Recount the pairs inside 'low', ' lower', "
-              "' lowest' after the earlier merges; the space belongs to the word after it, and ties go "
-              "to the pair with the smallest ids (byte values).")
+        return
+    wrong = next(i for i in range(3) if merges[i] != expected[i])
+    print(f"Not yet: merge {wrong + 1} is off (you gave {merges[wrong]!r}). Recount the pairs inside 'low', "
+          "' lower', ' lowest' after the earlier merges; the space belongs to the word after it, and ties "
+          "go to the pair with the smallest ids (byte values).")
+
+
+# Operations that read rows of the weight directly: the exercise asks for a matrix product instead.
+_INDEXING = {"__getitem__", "index_select", "embedding", "gather", "take", "take_along_dim", "select", "narrow",
+             "unbind", "split", "chunk", "tolist", "numpy", "__iter__", "masked_select", "__index__", "item"}
+_PRODUCTS = {"__matmul__", "__rmatmul__", "matmul", "mm", "bmm", "einsum", "tensordot", "linear", "mv",
+             "addmm", "baddbmm", "inner", "dot"}
+
+
+def _watched(weight: torch.Tensor, calls: list) -> torch.Tensor:
+    """``weight`` as a tensor that records the name of every torch operation applied to it."""
+    class Watched(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            calls.append(getattr(func, "__name__", str(func)))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    return weight.as_subclass(Watched)
 
 
 def check_exercise_4(embed_with_one_hot):
-    """``embed_with_one_hot(ids, weight)`` equals an embedding lookup, shape (batch, num_tokens, emb_dim)."""
+    """``embed_with_one_hot(ids, weight)`` equals an embedding lookup, computed by a one-hot matrix product."""
+    if not_answered(embed_with_one_hot):
+        return
+    if not callable(embed_with_one_hot):
+        print(f"Not yet: pass the function embed_with_one_hot itself, not {type(embed_with_one_hot).__name__}.")
+        return
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(10, 5, generator=generator)
-    ids = torch.randint(0, 10, (3, 4), generator=generator)
-    got = _call(embed_with_one_hot, ids, weight)
-    if got is None:
-        _not_answered(None)
-        return
+    # the second batch never uses the last rows: a one-hot as long as max(ids) + 1 is too short for weight
+    for ids in [torch.randint(0, 10, (3, 4), generator=generator), torch.tensor([[0, 6, 2], [3, 3, 1]])]:
+        if not _check_embedding(embed_with_one_hot, ids, weight):
+            return
+    print("Correct!")
+
+
+def _check_embedding(embed_with_one_hot, ids, weight) -> bool:
+    """True if ``embed_with_one_hot(ids, weight)`` is right; otherwise prints what is off."""
     expected = torch.nn.functional.embedding(ids, weight)
-    if tuple(got.shape) != tuple(expected.shape):
-        print(f"Not yet: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}.")
-    elif not torch.allclose(got.float(), expected, atol=1e-6):
-        print("Not yet: the shape is right but the values differ from weight[ids]. Is the one-hot "
+    calls = []
+    ok, got = call_safely(embed_with_one_hot, ids, _watched(weight, calls))
+    calls = list(calls)  # what the reader's function did, before we touch its result
+    if not ok or not_answered(got):
+        return False
+    if not isinstance(got, torch.Tensor):
+        print(f"Not yet: return a tensor, not {type(got).__name__}.")
+        return False
+    got = got.as_subclass(torch.Tensor).detach()
+    if indexing := sorted(_INDEXING & set(calls)):
+        print(f"Not yet: your function reads rows of weight directly ({', '.join(indexing)}). The exercise asks "
+              "for a one-hot matrix times weight, with no indexing into weight.")
+    elif not _PRODUCTS & set(calls):
+        print("Not yet: weight never enters a matrix product. Build the one-hot vectors and multiply them "
+              "by weight (the @ operator).")
+    elif tuple(got.shape) != tuple(expected.shape):
+        print(f"Not yet: for ids of shape {tuple(ids.shape)} expected shape {tuple(expected.shape)}, "
+              f"got {tuple(got.shape)}.")
+    elif not got.is_floating_point() or not torch.allclose(got.float(), expected, atol=1e-6):
+        print("Not yet: the shape is right but the values differ from the lookup. Is the one-hot "
               "vector as long as the vocabulary (weight.shape[0]) and of a float dtype?")
     else:
-        print("Correct!")
+        return True
+    return False
+
+
+def check_exercise_5(token_pieces):
+    """``token_pieces(text)``: the text of each of GPT-2's tokens for ``text``, one string per token id."""
+    if not_answered(token_pieces):
+        return
+    if not callable(token_pieces):
+        print(f"Not yet: pass the function token_pieces itself, not {type(token_pieces).__name__}.")
+        return
+    gpt2 = gpt2_encoding()
+    for text in ["Akwirw ier", "Zorblingtonian tea!", "someunknownPlace", "  x3.14 Qwerty"]:
+        expected = [gpt2.decode([i]) for i in gpt2.encode(text)]
+        ok, got = call_safely(token_pieces, text)
+        if not ok or not_answered(got):
+            return
+        if not isinstance(got, (list, tuple)) or not all(isinstance(piece, str) for piece in got):
+            print(f"Not yet: for {text!r} your function returned {got!r}; return a list of strings, "
+                  "one per token (decode each id on its own).")
+            return
+        if list(got) != expected:
+            print(f"Not yet: for {text!r} you gave {list(got)}, but GPT-2's {len(expected)} tokens are "
+                  f"{expected}. Encode the text with gpt2.encode, then decode each id on its own.")
+            return
+        if "".join(got) != text:
+            print(f"Not yet: the pieces of {text!r} do not join back into the text.")
+            return
+    print("Correct!")

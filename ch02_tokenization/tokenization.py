@@ -210,6 +210,75 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             i += 1
     return merged
 
+def gpt2_byte_alphabet() -> dict[int, str]:
+    """How GPT-2's files spell each byte as one printable character: byte value -> character.
+
+    The printable Latin-1 characters "!".."~", "¡".."¬" and "®".."ÿ" stand for their own
+    byte; the other 68 bytes (controls, space, ...) get chr(256), chr(257), ... in order.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {b: chr(b) for b in printable} | {b: chr(256 + k) for k, b in enumerate(others)}
+
+class GPTDataset(Dataset):
+    """Sliding-window (inputs, targets) pairs for next-token prediction.
+
+    ``data`` is a text, encoded with ``tokenizer`` (tiktoken's GPT-2 encoding by default;
+    anything with tiktoken's ``encode(text, allowed_special=...)``; special tokens in the
+    text are allowed), or a 1-D sequence of token ids. Item k is the window that starts at
+    token k * stride: ``inputs`` = ids[s : s + context_length] and ``targets`` = the same
+    shifted by one, ids[s + 1 : s + context_length + 1], two LongTensors of shape
+    (context_length,).
+    """
+
+    def __init__(self, data, context_length: int, stride: int, tokenizer=None):
+        if context_length < 1:
+            raise ValueError(f"context_length must be at least 1, got {context_length}")
+        if stride < 1:
+            raise ValueError(f"stride must be at least 1 (how far each window moves), got {stride}")
+        if isinstance(data, str):
+            data = (tokenizer or gpt2_encoding()).encode(data, allowed_special="all")
+        elif tokenizer is not None:
+            raise ValueError("a tokenizer is only used with text; data is already token ids")
+        self.token_ids = torch.as_tensor(data, dtype=torch.long)
+        if self.token_ids.dim() != 1:
+            raise ValueError(f"token ids must be a 1-D sequence, got shape {tuple(self.token_ids.shape)}")
+        if len(self.token_ids) < context_length + 1:
+            raise ValueError(
+                f"the text has {len(self.token_ids)} tokens, but one window needs context_length + 1 = "
+                f"{context_length + 1} (the inputs plus the target after them): use a longer text "
+                "or a smaller context_length")
+        self.context_length, self.stride = context_length, stride
+
+    def __len__(self) -> int:
+        # the starts k * stride that leave context_length + 1 tokens (inputs and the last target)
+        return len(range(0, len(self.token_ids) - self.context_length, self.stride))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"window {index} does not exist: this data set has {len(self)} windows")
+        start = index * self.stride
+        window = self.token_ids[start:start + self.context_length + 1]
+        return window[:-1], window[1:]
+
+
+def create_dataloader(text, batch_size: int = 4, context_length: int = 256, stride: int = 128,
+                      shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
+                      tokenizer=None) -> DataLoader:
+    """A DataLoader of (inputs, targets) batches, each a LongTensor (batch_size, context_length).
+
+    ``text`` and ``tokenizer`` are passed to ``GPTDataset`` (text or token ids; tiktoken's
+    GPT-2 encoding by default). Shuffling uses torch's global generator: seed it with
+    ``set_seed`` for a reproducible order.
+    """
+    dataset = GPTDataset(text, context_length, stride, tokenizer)
+    if drop_last and len(dataset) < batch_size:
+        raise ValueError(f"the text gives only {len(dataset)} windows, fewer than batch_size={batch_size}, "
+                         "so drop_last=True would leave no batch at all: lower batch_size or stride, "
+                         "or pass drop_last=False")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers)
+
 def learn_merges(word_counts: dict[bytes, int], num_merges: int) -> list[tuple[int, int]]:
     """Learn up to ``num_merges`` BPE merges from pre-token counts.
 
@@ -293,17 +362,6 @@ def bpe_encode_piece(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
         ids.append(ranks[piece[i:end[i]]])
         i = end[i]
     return ids
-
-def gpt2_byte_alphabet() -> dict[int, str]:
-    """How GPT-2's files spell each byte as one printable character: byte value -> character.
-
-    The printable Latin-1 characters "!".."~", "¡".."¬" and "®".."ÿ" stand for their own
-    byte; the other 68 bytes (controls, space, ...) get chr(256), chr(257), ... in order.
-    """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    return {b: chr(b) for b in printable} | {b: chr(256 + k) for k, b in enumerate(others)}
-
 
 def _alternation(strings) -> str:
     """A regex matching any of ``strings`` literally, longest first."""
@@ -498,61 +556,3 @@ class BPETokenizer:
             raise ValueError(f"encoder.json's special tokens do not follow the merges: "
                              f"{ {t: encoder[t] for t in special_tokens} }")
         return tokenizer
-
-class GPTDataset(Dataset):
-    """Sliding-window (inputs, targets) pairs for next-token prediction.
-
-    ``data`` is a text, encoded with ``tokenizer`` (tiktoken's GPT-2 encoding by default;
-    anything with tiktoken's ``encode(text, allowed_special=...)``; special tokens in the
-    text are allowed), or a 1-D sequence of token ids. Item k is the window that starts at
-    token k * stride: ``inputs`` = ids[s : s + context_length] and ``targets`` = the same
-    shifted by one, ids[s + 1 : s + context_length + 1], two LongTensors of shape
-    (context_length,). A text of N tokens gives (N - context_length - 1) // stride + 1 windows.
-    """
-
-    def __init__(self, data, context_length: int, stride: int, tokenizer=None):
-        if context_length < 1:
-            raise ValueError(f"context_length must be at least 1, got {context_length}")
-        if stride < 1:
-            raise ValueError(f"stride must be at least 1 (how far each window moves), got {stride}")
-        if isinstance(data, str):
-            data = (tokenizer or gpt2_encoding()).encode(data, allowed_special="all")
-        elif tokenizer is not None:
-            raise ValueError("a tokenizer is only used with text; data is already token ids")
-        self.token_ids = torch.as_tensor(data, dtype=torch.long)
-        if self.token_ids.dim() != 1:
-            raise ValueError(f"token ids must be a 1-D sequence, got shape {tuple(self.token_ids.shape)}")
-        if len(self.token_ids) < context_length + 1:
-            raise ValueError(
-                f"the text has {len(self.token_ids)} tokens, but one window needs context_length + 1 = "
-                f"{context_length + 1} (the inputs plus the target after them): use a longer text "
-                "or a smaller context_length")
-        self.context_length, self.stride = context_length, stride
-
-    def __len__(self) -> int:
-        return (len(self.token_ids) - self.context_length - 1) // self.stride + 1
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"window {index} does not exist: this data set has {len(self)} windows")
-        start = index * self.stride
-        window = self.token_ids[start:start + self.context_length + 1]
-        return window[:-1], window[1:]
-
-
-def create_dataloader(text, batch_size: int = 4, context_length: int = 256, stride: int = 128,
-                      shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
-                      tokenizer=None) -> DataLoader:
-    """A DataLoader of (inputs, targets) batches, each a LongTensor (batch_size, context_length).
-
-    ``text`` and ``tokenizer`` are passed to ``GPTDataset`` (text or token ids; tiktoken's
-    GPT-2 encoding by default). Shuffling uses torch's global generator: seed it with
-    ``set_seed`` for a reproducible order.
-    """
-    dataset = GPTDataset(text, context_length, stride, tokenizer)
-    if drop_last and len(dataset) < batch_size:
-        raise ValueError(f"the text gives only {len(dataset)} windows, fewer than batch_size={batch_size}, "
-                         "so drop_last=True would leave no batch at all: lower batch_size or stride, "
-                         "or pass drop_last=False")
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      num_workers=num_workers)

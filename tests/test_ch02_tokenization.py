@@ -467,3 +467,154 @@ def test_a_text_too_short_for_one_batch_is_an_error():
         create_dataloader(text, batch_size=8, context_length=1, stride=1)
     loader = create_dataloader(text, batch_size=8, context_length=1, stride=1, drop_last=False, shuffle=False)
     assert [inputs.shape for inputs, _ in loader] == [(4, 1)]
+
+
+# --- the exercise checks: each rejects typical wrong answers and shortcuts, and passes the solution ---
+
+from ch02_tokenization import checks  # noqa: E402
+
+
+def check_says(capsys, check, answer) -> str:
+    """What ``check(answer)`` prints; it must never raise."""
+    check(answer)
+    return capsys.readouterr().out
+
+
+def correct(n_tokens, context_length, stride):
+    return (n_tokens - context_length - 1) // stride + 1
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (correct, "Correct!"),
+    (lambda n, c, s: len(range(0, n - c, s)), "Correct!"),  # counting the start positions is a derivation too
+    (None, "Not answered"),
+    (lambda n, c, s: None, "Not answered"),
+    (42, "pass the function"),
+    (lambda n, c, s: (n - c) // s, "Not yet"),  # forgets the target token after the window
+    (lambda n, c, s: (n - c - 1) // s, "Not yet"),  # forgets window 0
+    (lambda n, c, s: n // s, "Not yet"),
+    (lambda n, c, s: (n - c - 1) / s + 1, "is an int"),  # true division
+    (lambda n, c, s: 1 / 0, "raised ZeroDivisionError"),
+    (lambda n, c, s: len(GPTDataset(list(range(n)), c, s)), "uses GPTDataset"),  # the shortcut
+    (lambda n, c, s: len(create_dataloader(list(range(n)), 1, c, s, drop_last=False).dataset), "uses create_dataloader"),
+])
+def test_check_exercise_1(capsys, answer, expected):
+    out = check_says(capsys, checks.check_exercise_1, answer)
+    assert expected in out and ("Correct!" in out) == (expected == "Correct!")
+
+
+def most_frequent_pair_solution(ids):
+    counts = Counter(zip(ids, ids[1:]))
+    return min(counts, key=lambda pair: (-counts[pair], pair))
+
+
+def most_frequent_pair_without_overlaps(ids):
+    counts, i = Counter(), 0
+    while i + 1 < len(ids):
+        pair = (ids[i], ids[i + 1])
+        counts[pair] += 1
+        i += 2 if ids[i] == ids[i + 1] else 1  # "aaa" counted once
+    return min(counts, key=lambda pair: (-counts[pair], pair))
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (most_frequent_pair_solution, "Correct!"),
+    (None, "Not answered"),
+    (lambda ids: None, "Not answered"),
+    (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][0], "Not yet"),  # ties go to the pair seen first
+    (lambda ids: max(Counter(zip(ids, ids[1:])).items(), key=lambda kv: (kv[1], kv[0]))[0], "Not yet"),  # largest
+    (most_frequent_pair_without_overlaps, "Not yet"),
+    (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][1], "a tuple of two ids"),  # the count, not the pair
+    (lambda ids: "aa", "a tuple of two ids"),
+    (lambda ids: learn_merges({bytes(ids): 1}, 1)[0], "raised ValueError"),  # bytes only: ids above 255 break it
+    ("(97, 97)", "pass the function"),
+])
+def test_check_exercise_2(capsys, answer, expected):
+    out = check_says(capsys, checks.check_exercise_2, answer)
+    assert expected in out and ("Correct!" in out) == (expected == "Correct!")
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ([b"lo", b"low", b" low"], "Correct!"),
+    (["lo", "low", " low"], "Correct!"),
+    (None, "Not answered"),
+    ([b"ow", b"low", b" low"], "merge 1 is off"),  # tie broken the wrong way
+    ([b"lo", b"low", b"lowe"], "merge 3 is off"),  # tie broken the wrong way
+    ([b"lo", b"low", b"w l"], "merge 3 is off"),  # a merge across pre-tokens
+    ([b"lo", b"low"], "exactly three"),
+    (5, "a list of three tokens"),
+    ([108, 111, 119], "a list of three tokens"),
+])
+def test_check_exercise_3(capsys, answer, expected):
+    out = check_says(capsys, checks.check_exercise_3, answer)
+    assert expected in out and ("Correct!" in out) == (expected == "Correct!")
+
+
+def one_hot_solution(ids, weight):
+    return torch.nn.functional.one_hot(ids, num_classes=weight.shape[0]).to(weight.dtype) @ weight
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (one_hot_solution, "Correct!"),
+    (lambda ids, w: torch.einsum("btv,vd->btd", torch.nn.functional.one_hot(ids, w.shape[0]).float(), w), "Correct!"),
+    (None, "Not answered"),
+    (lambda ids, w: None, "Not answered"),
+    (lambda ids, w: w[ids], "reads rows of weight"),  # the shortcut the exercise forbids
+    (lambda ids, w: torch.nn.functional.embedding(ids, w), "reads rows of weight"),
+    (lambda ids, w: w.index_select(0, ids.flatten()).view(*ids.shape, -1), "reads rows of weight"),
+    (lambda ids, w: torch.nn.Embedding.from_pretrained(w)(ids), "reads rows of weight"),
+    (lambda ids, w: torch.stack([torch.stack([w[i] for i in row]) for row in ids]), "reads rows of weight"),
+    (lambda ids, w: (torch.nn.functional.one_hot(ids, 10).float() @ w) * 0 + w[ids], "reads rows of weight"),
+    (lambda ids, w: torch.nn.functional.one_hot(ids).float() @ w, "raised RuntimeError"),  # one-hot too short
+    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]) @ w, "raised RuntimeError"),  # integer one-hot
+    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ w.T.T[:, :3], "reads rows"),
+    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float().sum(-1, keepdim=True) @ w[:1] * 0,
+     "reads rows"),
+    (lambda ids, w: torch.zeros(*ids.shape, w.shape[1]), "never enters a matrix product"),
+    (lambda ids, w: (torch.nn.functional.one_hot(ids, w.shape[0]).float() @ w).transpose(0, 1), "expected shape"),
+    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ (w + 1), "values differ"),
+    (lambda ids, w: [[0.0]], "return a tensor"),
+    (lambda ids, w: 1 / 0, "raised ZeroDivisionError"),
+    ("w[ids]", "pass the function"),
+])
+def test_check_exercise_4(capsys, answer, expected):
+    out = check_says(capsys, checks.check_exercise_4, answer)
+    assert expected in out and ("Correct!" in out) == (expected == "Correct!")
+
+
+def token_pieces_solution(text):
+    gpt2 = gpt2_encoding()
+    return [gpt2.decode([i]) for i in gpt2.encode(text)]
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (token_pieces_solution, "Correct!"),
+    (None, "Not answered"),
+    (lambda text: None, "Not answered"),
+    (lambda text: gpt2_encoding().encode(text), "list of strings"),  # the ids, not their text
+    (lambda text: [text], "Not yet: for 'Akwirw ier'"),  # one piece: decoding all ids at once
+    (list, "Not yet: for 'Akwirw ier'"),  # characters
+    (str.split, "Not yet: for 'Akwirw ier'"),  # words
+    (lambda text: "".join(token_pieces_solution(text)), "list of strings"),
+    (lambda text: 1 / 0, "raised ZeroDivisionError"),
+    (["Ak", "w"], "pass the function"),
+])
+def test_check_exercise_5(capsys, answer, expected):
+    out = check_says(capsys, checks.check_exercise_5, answer)
+    assert expected in out and ("Correct!" in out) == (expected == "Correct!")
+
+
+def test_exercise_1_formula_is_not_given_away_before_the_exercise():
+    """The chapter states the rule (window k starts at k * stride) but leaves the formula to exercise 1."""
+    from pathlib import Path
+    notebook = json.loads((Path(__file__).parent.parent / "ch02_tokenization" / "tokenization.ipynb").read_text())
+    before = []
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and text.startswith("## Exercises"):
+            break
+        before.append(text)
+        before += ["".join(o.get("text", "")) for o in cell.get("outputs", [])]
+    flat = re.sub(r"\s+", "", "\n".join(before))
+    assert "-1)//stride+1" not in flat and "-4-1)//stride+1" not in flat
+    assert "context_length-1)//" not in flat
