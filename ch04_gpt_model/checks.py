@@ -40,11 +40,23 @@ def _forbid(targets, message):
             setattr(owner, name, original)
 
 
-def _seeded(seed, fn, *args):
-    """``call_safely(fn, *args)`` with the random generator seeded, leaving the caller's state alone."""
+SEED = 1  # the seed of every call of the reader's code, and of the reference it is compared with
+
+
+def _answer(label, fn, *args):
+    """Call the reader's ``fn(*args)`` safely, seeded: ``(None, result)``, or ``(what is off, None)``.
+
+    The random generator is seeded with ``SEED``, so dropout draws the same masks as the
+    reference run; the caller's random state is left alone.
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return call_safely(fn, *args)
+        torch.manual_seed(SEED)
+        ok, got = call_safely(fn, *args)
+    if not ok:
+        return f"{label} raised an error (see above)", None
+    if got is None:
+        return UNFINISHED, None
+    return None, got
 
 
 def _tensor_problem(got, expected_shape, what):
@@ -62,6 +74,17 @@ UNFINISHED = "Not answered yet: your function returned None. Fill it in, then ru
 def _verdict(problem):
     """Print ``Correct!`` when ``problem`` is None, else what is off."""
     print("Correct!" if problem is None else problem if problem == UNFINISHED else f"Not yet: {problem}")
+
+
+def _check_function(fn, name, find_problem):
+    """Check a reader's function ``fn``: answered, callable, then ``find_problem(fn)`` (None or what is off)."""
+    if not_answered(fn):
+        return
+    if not callable(fn):
+        return _verdict(f"{name} should be a function, got {type(fn).__name__}")
+    with torch.random.fork_rng(devices=[]):  # the checks seed their own models: leave the caller's state alone
+        problem = find_problem(fn)
+    _verdict(problem)
 
 
 # ---------------------------------------------------------------- exercise 1
@@ -120,13 +143,7 @@ def check_exercise_2(block_forward):
     random LayerNorm scales, so the two norms differ), in evaluation mode and in training
     mode with the same dropout masks. Calling the block itself is refused.
     """
-    if not_answered(block_forward):
-        return
-    if not callable(block_forward):
-        return _verdict(f"block_forward should be a function, got {type(block_forward).__name__}")
-    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
-        problem = _block_forward_problem(block_forward)
-    _verdict(problem)
+    _check_function(block_forward, "block_forward", _block_forward_problem)
 
 
 def _block_forward_problem(block_forward):
@@ -140,17 +157,13 @@ def _block_forward_problem(block_forward):
     refusal = "write the forward pass from the block's parts; block(x) and block.forward are what you replace"
     for mode in ("eval", "train"):
         block.train(mode == "train")
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1)
+        with torch.no_grad():
+            torch.manual_seed(SEED)
             expected = block(x)
             variants = _block_variants(block, x) if mode == "eval" else {}
         with torch.no_grad(), _forbid([(TransformerBlock, "forward")], refusal):
-            ok, got = _seeded(1, block_forward, block, x)
-        if not ok:
-            return f"block_forward raised an error (see above) in {mode} mode"
-        if got is None:
-            return UNFINISHED
-        problem = _tensor_problem(got, x.shape, "block_forward")
+            problem, got = _answer(f"block_forward ({mode} mode)", block_forward, block, x)
+        problem = problem or _tensor_problem(got, x.shape, "block_forward")
         if problem:
             return problem
         if torch.allclose(got, expected, rtol=1e-5, atol=1e-6):  # same operations; float32 rounding only
@@ -197,13 +210,7 @@ def check_exercise_3(build_gpt):
     The model must have each rate in the right dropout layers and, in training mode, give
     exactly the output of a reference model with the same weights and dropout masks.
     """
-    if not_answered(build_gpt):
-        return
-    if not callable(build_gpt):
-        return _verdict(f"build_gpt should be a function, got {type(build_gpt).__name__}")
-    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
-        problem = _dropout_problem(build_gpt)
-    _verdict(problem)
+    _check_function(build_gpt, "build_gpt", _dropout_problem)
 
 
 def _dropout_problem(build_gpt):
@@ -211,11 +218,9 @@ def _dropout_problem(build_gpt):
     idx = torch.tensor([[3, 14, 15, 9, 26, 5], [35, 8, 9, 7, 9, 32]])  # (batch, tokens)
     for rates in [(0.1, 0.2, 0.3), (0.4, 0.0, 0.15)]:
         label = "build_gpt(config, emb_rate={}, shortcut_rate={}, attention_rate={})".format(*rates)
-        ok, model = _seeded(0, build_gpt, config, *rates)
-        if not ok:
-            return f"{label} raised an error (see above)"
-        if model is None:
-            return UNFINISHED
+        problem, model = _answer(label, build_gpt, config, *rates)
+        if problem:
+            return problem
         if not isinstance(model, nn.Module):
             return f"{label} should return the model (an nn.Module), got {type(model).__name__}"
         got_rates, expected_rates = _dropout_rates(model), _expected_rates(config, *rates)
@@ -230,19 +235,16 @@ def _dropout_problem(build_gpt):
             return ("GPTModel itself has changed: GPTModel(config) must still use config.drop_rate everywhere; "
                     "change only the model your function returns")
         reference = _reference_gpt(config, *rates)
-        ok, _ = call_safely(reference.load_state_dict, model.state_dict())
+        ok, _ = call_safely(lambda: reference.load_state_dict(model.state_dict()))
         if not ok:
             return f"{label}: the model's weights don't have GPTModel's names and shapes (see above)"
         reference.train()
         model.train()
         with torch.no_grad():
-            ok, got = _seeded(1, model, idx)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(1)
-                expected = reference(idx)
-        if not ok:
-            return f"{label}: the model raised an error in training mode (see above)"
-        problem = _tensor_problem(got, expected.shape, "the model")
+            problem, got = _answer(f"{label}: the model, in training mode,", model, idx)
+            torch.manual_seed(SEED)
+            expected = reference(idx)
+        problem = problem or _tensor_problem(got, expected.shape, "the model")
         if problem:
             return problem
         if not torch.allclose(got, expected, rtol=1e-5, atol=1e-6):  # same operations and masks
@@ -263,9 +265,9 @@ def check_exercise_4(rmsnorm_cls):
 
 
 def _rmsnorm_problem(rmsnorm_cls):
-    ok, norm = call_safely(rmsnorm_cls, 16)
-    if not ok:
-        return "RMSNorm(16) raised an error (see above)"
+    problem, norm = _answer("RMSNorm(16)", rmsnorm_cls, 16)
+    if problem:
+        return problem
     names = sorted(name for name, _ in norm.named_parameters())
     if names != ["scale"]:
         return f"RMSNorm should have one parameter, scale (no shift); it has {names}"
@@ -281,10 +283,8 @@ def _rmsnorm_problem(rmsnorm_cls):
         with torch.no_grad():
             expected = reference(x)
             with _forbid(forbidden, refusal):
-                ok, got = call_safely(norm, x)
-        if not ok:
-            return f"{label}: your module raised an error (see above)"
-        problem = _tensor_problem(got, expected.shape, "RMSNorm")
+                problem, got = _answer(f"{label}: your module", norm, x)
+        problem = problem or _tensor_problem(got, expected.shape, "RMSNorm")
         if problem:
             return problem
         # float32 rounding of the same formula stays far below 1e-5 relative
@@ -297,13 +297,7 @@ def _rmsnorm_problem(rmsnorm_cls):
 
 def check_exercise_5(generate_fn):
     """Exercise 5: ``generate_fn(model, idx, max_new_tokens, context_size, eos_id)`` stops right after eos_id."""
-    if not_answered(generate_fn):
-        return
-    if not callable(generate_fn):
-        return _verdict(f"generate_until should be a function, got {type(generate_fn).__name__}")
-    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
-        problem = _generation_problem(generate_fn)
-    _verdict(problem)
+    _check_function(generate_fn, "generate_until", _generation_problem)
 
 
 def _generation_problem(generate_fn):
@@ -318,11 +312,9 @@ def _generation_problem(generate_fn):
              (new[0], full[:, :4], f"eos_id={new[0]} (the first new token)"),
              (absent, full, f"eos_id={absent} (never generated)")]
     for eos_id, expected, label in cases:
-        ok, got = call_safely(generate_fn, model, prompt, 12, 8, eos_id)
-        if not ok:
-            return f"{label}: your function raised an error (see above)"
-        if got is None:
-            return UNFINISHED
+        problem, got = _answer(f"{label}: generate_until", generate_fn, model, prompt, 12, 8, eos_id)
+        if problem:
+            return problem
         if not isinstance(got, torch.Tensor):
             return f"generate_until should return a tensor of token ids, got {type(got).__name__}"
         if got.shape != expected.shape or not torch.equal(got, expected):
