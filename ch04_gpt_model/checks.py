@@ -18,6 +18,8 @@ from shared.exercises import call_safely, not_answered
 
 # Small enough to check in milliseconds; dropout on, so forgetting a dropout shows.
 SMALL = GPTConfig(vocab_size=50, context_length=8, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.2, qkv_bias=True)
+SEED = 1  # the seed of every call of the reader's code, and of the reference it is compared with
+UNFINISHED = "Not answered yet: your function returned None. Fill it in, then run the check again."
 
 
 class ShortcutNotAllowed(Exception):
@@ -38,9 +40,6 @@ def _forbid(targets, message):
     finally:
         for owner, name, original in saved:
             setattr(owner, name, original)
-
-
-SEED = 1  # the seed of every call of the reader's code, and of the reference it is compared with
 
 
 def _answer(label, fn, *args):
@@ -66,9 +65,6 @@ def _tensor_problem(got, expected_shape, what):
     if tuple(got.shape) != tuple(expected_shape):
         return f"{what} should return shape {tuple(expected_shape)}, got {tuple(got.shape)}"
     return None
-
-
-UNFINISHED = "Not answered yet: your function returned None. Fill it in, then run the check again."
 
 
 def _verdict(problem):

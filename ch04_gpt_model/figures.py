@@ -23,16 +23,17 @@ COLOURS = {
 }
 
 
-def _box(ax, x, y, width, height, text, colour, fontsize=9, weight="normal"):
+def _box(ax, x, y, width, height, text, colour, fontsize=9):
     """A rounded box centred at (x, y) with a centred label."""
     ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
                                 boxstyle="round,pad=0.02,rounding_size=0.08",
                                 facecolor=colour, edgecolor="#444444", linewidth=1))
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, weight=weight)
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
-def _arrow(ax, start, end, style="-|>", connection="arc3", colour="#333333"):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color=colour,
+def _arrow(ax, start, end, style="-|>", connection="arc3"):
+    """An arrow (or, with ``style="-"``, a plain line) from ``start`` to ``end``."""
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color="#333333",
                                  linewidth=1.2, connectionstyle=connection, shrinkA=0, shrinkB=0))
 
 
@@ -78,21 +79,20 @@ def draw_gpt_architecture(vocab_size=50_257, context_length=1_024, emb_dim=768, 
                                 facecolor=COLOURS["block"], edgecolor="#777777", linewidth=1.4, linestyle="--"))
     ax.text(1.1, top - 0.25, f"transformer block  × {n_layers}", fontsize=10, weight="bold", va="top")
     _arrow(ax, (cx, 16.84), (cx, 15.3))
-    stages = [  # (y, label, colour)
-        (14.9, "LayerNorm 1", COLOURS["norm"]),
-        (13.9, f"masked multi-head attention\n({n_heads} heads)", COLOURS["attention"]),
-        (12.9, "dropout", COLOURS["dropout"]),
-        (10.9, "LayerNorm 2", COLOURS["norm"]),
-        (9.5, f"feed forward\nLinear {d}→{4 * d}, GELU, Linear {4 * d}→{d}", COLOURS["feed_forward"]),
-        (8.1, "dropout", COLOURS["dropout"]),
+    halves = [  # the stages of each half of the block, top to bottom: (y, label, colour)
+        [(14.9, "LayerNorm 1", COLOURS["norm"]),
+         (13.9, f"masked multi-head attention\n({n_heads} heads)", COLOURS["attention"]),
+         (12.9, "dropout", COLOURS["dropout"])],
+        [(10.9, "LayerNorm 2", COLOURS["norm"]),
+         (9.5, f"feed forward\nLinear {d}→{4 * d}, GELU, Linear {4 * d}→{d}", COLOURS["feed_forward"]),
+         (8.1, "dropout", COLOURS["dropout"])],
     ]
-    for y, label, colour in stages:
-        tall = "\n" in label
-        _box(ax, cx, y, w, 0.78 if tall else 0.5, label, colour, fontsize=8.5)
-    for (y1, l1, _), (y2, l2, _) in zip(stages[:2], stages[1:3]):
-        _arrow(ax, (cx, y1 - (0.39 if "\n" in l1 else 0.25)), (cx, y2 + (0.39 if "\n" in l2 else 0.25)))
-    for (y1, l1, _), (y2, l2, _) in zip(stages[3:5], stages[4:6]):
-        _arrow(ax, (cx, y1 - (0.39 if "\n" in l1 else 0.25)), (cx, y2 + (0.39 if "\n" in l2 else 0.25)))
+    height = {label: 0.78 if "\n" in label else 0.5 for half in halves for _, label, _ in half}
+    for half in halves:
+        for y, label, colour in half:
+            _box(ax, cx, y, w, height[label], label, colour, fontsize=8.5)
+        for (y1, above, _), (y2, below, _) in zip(half, half[1:]):
+            _arrow(ax, (cx, y1 - height[above] / 2), (cx, y2 + height[below] / 2))
     # Two shortcuts: the block's input skips each half and is added back.
     for branch_from, branch_to, plus_y, label in [(15.45, 12.65, 11.9, "tokens mix"),
                                                   (11.5, 7.85, 6.9, "each token alone")]:

@@ -19,6 +19,7 @@ from ch04_gpt_model.gpt_model import (
     TransformerBlock,
     count_parameters,
 )
+from ch04_gpt_model.figures import show_diff
 from ch04_gpt_model.checks import (
     check_exercise_1,
     check_exercise_2,
@@ -337,6 +338,33 @@ def test_generation_validates_its_arguments():
         generate_text_simple(model, prompt, -1, 16)
     with pytest.raises(ValueError, match="context_size"):
         generate_text_simple(model, prompt, 2, 0)
+
+
+# ---------------------------------------------------------------- figures.py
+
+def _simple(x):
+    y = x + 1
+    return y
+
+
+def _full(x, scale=1):
+    if x < 0:
+        raise ValueError("x must be >= 0")
+    y = x + 1
+    return y * scale
+
+
+def test_show_diff_marks_added_removed_and_shared_lines(capsys):
+    show_diff(_simple, _full)
+    assert capsys.readouterr().out.splitlines() == [
+        "-def _simple(x):",
+        "+def _full(x, scale=1):",
+        "+    if x < 0:",
+        '+        raise ValueError("x must be >= 0")',
+        "     y = x + 1",
+        "-    return y",
+        "+    return y * scale",
+    ]
 
 
 # ---------------------------------------------------------------- exercises
