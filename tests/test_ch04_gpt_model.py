@@ -19,7 +19,14 @@ from ch04_gpt_model.gpt_model import (
     TransformerBlock,
     count_parameters,
 )
-from ch04_gpt_model.checks import check_exercise_1, check_exercise_2
+from ch04_gpt_model.figures import show_diff
+from ch04_gpt_model.checks import (
+    check_exercise_1,
+    check_exercise_2,
+    check_exercise_3,
+    check_exercise_4,
+    check_exercise_5,
+)
 
 TINY = GPTConfig(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0, qkv_bias=True)
 
@@ -333,13 +340,367 @@ def test_generation_validates_its_arguments():
         generate_text_simple(model, prompt, 2, 0)
 
 
-# ---------------------------------------------------------------- exercises
+# ---------------------------------------------------------------- figures.py
 
-def test_exercise_checks_accept_right_and_reject_wrong_answers(capsys):
+def _simple(x):
+    y = x + 1
+    return y
+
+
+def _full(x, scale=1):
+    if x < 0:
+        raise ValueError("x must be >= 0")
+    y = x + 1
+    return y * scale
+
+
+def test_show_diff_marks_added_removed_and_shared_lines(capsys):
+    show_diff(_simple, _full)
+    assert capsys.readouterr().out.splitlines() == [
+        "-def _simple(x):",
+        "+def _full(x, scale=1):",
+        "+    if x < 0:",
+        '+        raise ValueError("x must be >= 0")',
+        "     y = x + 1",
+        "-    return y",
+        "+    return y * scale",
+    ]
+
+
+# ---------------------------------------------------------------- exercises
+# For every exercise: the solution passes, typical wrong answers and forbidden shortcuts are
+# rejected, and nothing a reader passes in makes a check raise.
+
+def verdicts(capsys):
+    """The check's printed lines since the last call."""
+    return capsys.readouterr().out
+
+
+def assert_correct(capsys):
+    out = verdicts(capsys)
+    assert out.strip().endswith("Correct!") and "Not yet" not in out, out
+
+
+def assert_rejected(capsys, *words):
+    out = verdicts(capsys)
+    assert "Correct!" not in out and ("Not yet" in out or "Not answered" in out), out
+    for word in words:
+        assert word in out, (word, out)
+
+
+def test_exercise_1_block_parameters(capsys):
     d = 1024
     check_exercise_1(4 * d * d + 4 * d, 8 * d * d + 5 * d)
-    check_exercise_1(4 * d * d + d, 8 * d * d + 5 * d)  # forgot the qkv biases
-    check_exercise_2(expected_parameters)
-    check_exercise_2(lambda config, tied: expected_parameters(config, tied) + 1)
-    lines = capsys.readouterr().out
-    assert lines.count("Correct!") == 2 and lines.count("Not yet") == 2
+    assert_correct(capsys)
+    check_exercise_1(4 * d * d + d, 8 * d * d + 5 * d)  # forgot the query/key/value biases
+    assert_rejected(capsys, "att_params", "-3,072")
+    check_exercise_1(4 * d * d + 4 * d, 8 * d * d)  # forgot the feed-forward biases
+    assert_rejected(capsys, "ff_params")
+    check_exercise_1(4 * 768 * 768 + 4 * 768, 8 * 768 * 768 + 5 * 768)  # GPT-2 small, not medium
+    assert_rejected(capsys)
+    check_exercise_1("4198400", 8 * d * d + 5 * d)
+    assert_rejected(capsys, "whole number")
+    check_exercise_1(None, None)
+    assert_rejected(capsys, "Not answered")
+
+
+def block_forward_solution(block, x):
+    x = x + block.drop_shortcut(block.att(block.norm1(x)))
+    return x + block.drop_shortcut(block.ff(block.norm2(x)))
+
+
+def test_exercise_2_block_forward(capsys):
+    check_exercise_2(block_forward_solution)
+    assert_correct(capsys)
+
+    def post_layernorm(block, x):
+        x = block.norm1(x + block.drop_shortcut(block.att(x)))
+        return block.norm2(x + block.drop_shortcut(block.ff(x)))
+
+    def without_shortcut_dropout(block, x):
+        x = x + block.att(block.norm1(x))
+        return x + block.ff(block.norm2(x))
+
+    def one_norm(block, x):
+        x = x + block.drop_shortcut(block.att(block.norm1(x)))
+        return x + block.drop_shortcut(block.ff(block.norm1(x)))
+
+    def no_shortcut(block, x):
+        x = block.drop_shortcut(block.att(block.norm1(x)))
+        return block.drop_shortcut(block.ff(block.norm2(x)))
+
+    def halves_swapped(block, x):
+        x = x + block.drop_shortcut(block.ff(block.norm2(x)))
+        return x + block.drop_shortcut(block.att(block.norm1(x)))
+
+    check_exercise_2(post_layernorm)
+    assert_rejected(capsys, "post-LayerNorm")
+    check_exercise_2(without_shortcut_dropout)
+    assert_rejected(capsys, "training mode", "drop_shortcut")
+    check_exercise_2(one_norm)
+    assert_rejected(capsys, "norm2")
+    check_exercise_2(no_shortcut)
+    assert_rejected(capsys, "no shortcuts")
+    check_exercise_2(halves_swapped)
+    assert_rejected(capsys, "differs")
+
+
+def test_exercise_2_refuses_calling_the_block(capsys):
+    shortcuts = [
+        lambda block, x: block(x),
+        lambda block, x: block.forward(x),
+        lambda block, x: TransformerBlock.forward(block, x),
+        lambda block, x: nn.Module.__call__(block, x),
+    ]
+    for shortcut in shortcuts:
+        check_exercise_2(shortcut)
+        assert_rejected(capsys, "ShortcutNotAllowed", "block(x)")
+    # the refusal is undone afterwards: the real block works again
+    block = TransformerBlock(TINY)
+    assert block(torch.randn(1, 3, 32)).shape == (1, 3, 32)
+
+
+def test_exercise_2_unfinished_or_broken_answers_do_not_raise(capsys):
+    check_exercise_2(lambda block, x: None)
+    assert_rejected(capsys, "Not answered")
+    check_exercise_2(lambda block, x: 1 / 0)
+    assert_rejected(capsys, "ZeroDivisionError")
+    check_exercise_2(lambda block: block)  # wrong signature
+    assert_rejected(capsys, "TypeError")
+    check_exercise_2(lambda block, x: x.tolist())
+    assert_rejected(capsys, "tensor")
+    check_exercise_2(lambda block, x: x[:, :1])
+    assert_rejected(capsys, "shape")
+    check_exercise_2("x + att(norm1(x))")
+    assert_rejected(capsys, "function")
+
+
+def dropout_solution(config, emb_rate, shortcut_rate, attention_rate):
+    model = GPTModel(config)
+    model.drop_emb = nn.Dropout(emb_rate)
+    for block in model.trf_blocks:
+        block.drop_shortcut = nn.Dropout(shortcut_rate)
+        block.att.dropout = nn.Dropout(attention_rate)
+    return model
+
+
+def test_exercise_3_separate_dropout_rates(capsys):
+    check_exercise_3(dropout_solution)
+    assert_correct(capsys)
+
+    def setting_p(config, emb_rate, shortcut_rate, attention_rate):  # changing p in place is fine too
+        model = GPTModel(config)
+        model.drop_emb.p = emb_rate
+        for block in model.trf_blocks:
+            block.drop_shortcut.p, block.att.dropout.p = shortcut_rate, attention_rate
+        return model
+
+    check_exercise_3(setting_p)
+    assert_correct(capsys)
+
+
+def test_exercise_3_rejects_rates_in_the_wrong_places(capsys):
+    def swapped(config, emb_rate, shortcut_rate, attention_rate):
+        return dropout_solution(config, emb_rate, attention_rate, shortcut_rate)
+
+    def one_rate(config, emb_rate, shortcut_rate, attention_rate):
+        return GPTModel(dataclasses.replace(config, drop_rate=emb_rate))
+
+    def first_block_only(config, emb_rate, shortcut_rate, attention_rate):
+        model = dropout_solution(config, emb_rate, shortcut_rate, attention_rate)
+        model.trf_blocks[1].drop_shortcut = nn.Dropout(config.drop_rate)
+        return model
+
+    def forgot_attention(config, emb_rate, shortcut_rate, attention_rate):
+        model = dropout_solution(config, emb_rate, shortcut_rate, attention_rate)
+        for block in model.trf_blocks:
+            block.att.dropout = nn.Dropout(config.drop_rate)
+        return model
+
+    def new_names(config, emb_rate, shortcut_rate, attention_rate):  # layers forward never calls
+        model = GPTModel(config)
+        model.emb_dropout = nn.Dropout(emb_rate)
+        return model
+
+    for wrong, words in [(swapped, ["att.dropout", "0.2"]), (one_rate, ["drop_shortcut"]),
+                         (first_block_only, ["trf_blocks.1.drop_shortcut"]),
+                         (forgot_attention, ["att.dropout"]), (new_names, ["drop_emb"])]:
+        check_exercise_3(wrong)
+        assert_rejected(capsys, *words)
+
+
+def test_exercise_3_rejects_a_model_whose_forward_ignores_its_dropout_layers(capsys):
+    class NoDropout(GPTModel):
+        def forward(self, idx):
+            self.eval()
+            return super().forward(idx)
+
+    def build(config, emb_rate, shortcut_rate, attention_rate):
+        model = NoDropout(config)
+        model.drop_emb = nn.Dropout(emb_rate)
+        for block in model.trf_blocks:
+            block.drop_shortcut, block.att.dropout = nn.Dropout(shortcut_rate), nn.Dropout(attention_rate)
+        return model
+
+    check_exercise_3(build)
+    assert_rejected(capsys, "training mode")
+
+
+def test_exercise_3_rejects_changing_gptmodel_itself(capsys, monkeypatch):
+    original_init = GPTModel.__init__
+
+    def patch_the_class(config, emb_rate, shortcut_rate, attention_rate):
+        def init(self, cfg):
+            original_init(self, cfg)
+            self.drop_emb = nn.Dropout(emb_rate)
+            for block in self.trf_blocks:
+                block.drop_shortcut, block.att.dropout = nn.Dropout(shortcut_rate), nn.Dropout(attention_rate)
+        monkeypatch.setattr(GPTModel, "__init__", init)  # undone after the test
+        return GPTModel(config)
+
+    check_exercise_3(patch_the_class)
+    assert_rejected(capsys, "GPTModel itself has changed")
+
+
+def test_exercise_3_unfinished_or_broken_answers_do_not_raise(capsys):
+    check_exercise_3(lambda config, e, s, a: None)
+    assert_rejected(capsys, "Not answered")
+    check_exercise_3(lambda config, e, s, a: {"drop_emb": e})
+    assert_rejected(capsys, "nn.Module")
+    check_exercise_3(lambda config: GPTModel(config))
+    assert_rejected(capsys, "TypeError")
+    check_exercise_3(lambda config, e, s, a: nn.Linear(3, 3))
+    assert_rejected(capsys, "drop_emb")
+    check_exercise_3(0.1)
+    assert_rejected(capsys, "function")
+
+
+class RMSNormSolution(nn.Module):
+    def __init__(self, emb_dim, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.scale
+
+
+def test_exercise_4_rmsnorm(capsys):
+    check_exercise_4(RMSNormSolution)
+    assert_correct(capsys)
+
+    class NoEps(RMSNormSolution):
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True)) * self.scale
+
+    class SubtractsMean(RMSNormSolution):
+        def forward(self, x):
+            x = x - x.mean(dim=-1, keepdim=True)
+            return super().forward(x)
+
+    class WithShift(RMSNormSolution):
+        def __init__(self, emb_dim, eps=1e-5):
+            super().__init__(emb_dim, eps)
+            self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    for wrong, words in [(NoEps, ["tiny input"]), (SubtractsMean, ["differs"]), (WithShift, ["shift"]),
+                         (nn.RMSNorm, ["weight"]), (nn.LayerNorm, ["weight"])]:
+        check_exercise_4(wrong)
+        assert_rejected(capsys, *words)
+
+
+def test_exercise_4_refuses_pytorchs_rms_norm(capsys):
+    class Functional(RMSNormSolution):
+        def forward(self, x):
+            return nn.functional.rms_norm(x, self.scale.shape, self.scale, self.eps)
+
+    class TorchOp(RMSNormSolution):
+        def forward(self, x):
+            return torch.rms_norm(x, self.scale.shape, self.scale, self.eps)
+
+    class Borrowed(RMSNormSolution):
+        def forward(self, x):
+            inner = nn.RMSNorm(x.shape[-1], eps=self.eps, elementwise_affine=False)
+            return inner(x) * self.scale
+
+    for shortcut in (Functional, TorchOp, Borrowed):
+        check_exercise_4(shortcut)
+        assert_rejected(capsys, "ShortcutNotAllowed")
+    torch.testing.assert_close(nn.functional.rms_norm(torch.ones(2, 4), (4,)), torch.ones(2, 4))  # restored
+
+
+def test_exercise_4_unfinished_or_broken_answers_do_not_raise(capsys):
+    check_exercise_4(None)
+    assert_rejected(capsys, "Not answered")
+    check_exercise_4(RMSNormSolution(16))  # an instance, not the class
+    assert_rejected(capsys, "class")
+
+    class NeedsTwoArguments(RMSNormSolution):
+        def __init__(self, emb_dim, something):
+            super().__init__(emb_dim)
+
+    check_exercise_4(NeedsTwoArguments)
+    assert_rejected(capsys, "TypeError")
+
+    class ReturnsList(RMSNormSolution):
+        def forward(self, x):
+            return x.tolist()
+
+    check_exercise_4(ReturnsList)
+    assert_rejected(capsys, "tensor")
+
+
+def generate_until_solution(model, idx, max_new_tokens, context_size, eos_id):
+    for _ in range(max_new_tokens):
+        idx = generate_text_simple(model, idx, max_new_tokens=1, context_size=context_size)
+        if idx[0, -1].item() == eos_id:
+            break
+    return idx
+
+
+def test_exercise_5_stop_at_the_end(capsys):
+    check_exercise_5(generate_until_solution)
+    assert_correct(capsys)
+
+    def drops_the_eos(model, idx, max_new_tokens, context_size, eos_id):
+        for _ in range(max_new_tokens):
+            longer = generate_text_simple(model, idx, 1, context_size)
+            if longer[0, -1].item() == eos_id:
+                break
+            idx = longer
+        return idx
+
+    def ignores_eos(model, idx, max_new_tokens, context_size, eos_id):
+        return generate_text_simple(model, idx, max_new_tokens, context_size)
+
+    def never_crops(model, idx, max_new_tokens, context_size, eos_id):
+        return generate_until_solution(model, idx, max_new_tokens, 10**6, eos_id)
+
+    check_exercise_5(drops_the_eos)
+    assert_rejected(capsys, "expected")
+    check_exercise_5(ignores_eos)
+    assert_rejected(capsys, "expected")
+    check_exercise_5(never_crops)  # the model's context is 8 tokens; the check generates 15
+    assert_rejected(capsys, "ValueError")
+
+
+def test_exercise_5_unfinished_or_broken_answers_do_not_raise(capsys):
+    check_exercise_5(lambda *args: None)
+    assert_rejected(capsys, "Not answered")
+    check_exercise_5(lambda *args: [1, 2, 3])
+    assert_rejected(capsys, "tensor")
+    check_exercise_5(lambda model, idx: idx)
+    assert_rejected(capsys, "TypeError")
+    check_exercise_5([1, 2])
+    assert_rejected(capsys, "function")
+
+
+def test_checks_leave_the_random_state_alone(capsys):
+    torch.manual_seed(7)
+    before = torch.random.get_rng_state()
+    check_exercise_2(block_forward_solution)
+    check_exercise_3(dropout_solution)
+    check_exercise_4(RMSNormSolution)
+    check_exercise_5(generate_until_solution)
+    assert verdicts(capsys).count("Correct!") == 4
+    assert torch.equal(torch.random.get_rng_state(), before)
