@@ -13,6 +13,7 @@ from shared.config import PROFILES, ProfileError, settings
 from shared.data import ChecksumError, FetchError
 from shared.export import REPO_ROOT
 from shared.stages import PipelineError
+from shared.translate import add_translate_command
 
 DIST = "llm-from-scratch-course"
 
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_classroom_command(sub)
     add_colab_command(sub)
+    add_translate_command(sub)
     return parser
 
 

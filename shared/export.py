@@ -15,9 +15,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAPTER_GLOBS = ("ch[0-9][0-9]_*/*.ipynb", "appendix_*/*.ipynb")  # appendices come after every chapter
 
 
+def is_translation(notebook: Path) -> bool:
+    """``topic.ko.ipynb`` is a translated twin of ``topic.ipynb`` (``llm-course translate``), not a source."""
+    return "." in notebook.stem
+
+
 def chapter_notebooks(root: Path = REPO_ROOT) -> list[Path]:
     """Every chapter or appendix notebook that has at least one export cell, in course order."""
-    found = [nb for pattern in CHAPTER_GLOBS for nb in sorted(root.glob(pattern))]
+    found = [nb for pattern in CHAPTER_GLOBS for nb in sorted(root.glob(pattern)) if not is_translation(nb)]
     return [nb for nb in found if _export_cells(nb)]
 
 
