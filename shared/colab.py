@@ -71,7 +71,7 @@ def _find(cells: list[dict], kind: str, test) -> int | None:
     return next((i for i, cell in enumerate(cells) if cell["cell_type"] == kind and test(_source(cell))), None)
 
 
-def _is_badge(text: str) -> bool:
+def is_badge(text: str) -> bool:
     return BADGE_IMAGE in text
 
 
@@ -97,7 +97,7 @@ def add_colab_cells(nb: dict, relpath: str) -> dict:
     nb = json.loads(json.dumps(nb))
     cells = nb["cells"]
     wanted = {"markdown": badge_source(relpath), "code": setup_source(relpath)}
-    for kind, test, cell_id in (("markdown", _is_badge, BADGE_ID), ("code", _is_setup, SETUP_ID)):
+    for kind, test, cell_id in (("markdown", is_badge, BADGE_ID), ("code", _is_setup, SETUP_ID)):
         index = _find(cells, kind, test)
         if index is not None:
             if _source(cells[index]) != wanted[kind]:
@@ -117,7 +117,7 @@ def add_colab_cells(nb: dict, relpath: str) -> dict:
 def colab_problems(nb: dict, relpath: str) -> list[str]:
     """What is missing or out of date in ``nb``; [] when its badge and setup cell are right."""
     problems = []
-    badge = _find(nb["cells"], "markdown", _is_badge)
+    badge = _find(nb["cells"], "markdown", is_badge)
     if badge is None:
         problems.append("no 'Open in Colab' badge")
     elif _source(nb["cells"][badge]) != badge_source(relpath):

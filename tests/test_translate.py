@@ -120,3 +120,16 @@ def test_translated_twins_are_not_chapter_sources():
 
     assert is_translation(REPO_ROOT / "ch03_attention" / "attention.ko.ipynb")
     assert not is_translation(REPO_ROOT / "ch03_attention" / "attention.ipynb")
+
+
+def test_the_colab_badge_needs_no_translation_and_opens_the_twin(course):
+    from shared.colab import add_colab_cells, badge_source
+
+    root, english = course
+    english.write_text(json.dumps(add_colab_cells(json.loads(english.read_text()), "ch09_demo/demo.ipynb")))
+    problems, _ = tr.translate("ko", root=root)
+    assert problems == {}
+    twin = json.loads(tr.twin_path(english, "ko").read_text())
+    assert "".join(twin["cells"][0]["source"]) == badge_source("ch09_demo/demo.ko.ipynb")
+    assert twin["metadata"]["llm_course_translation"] == {"language": "ko", "of": "demo.ipynb"}
+    assert tr.translate("ko", check=True, root=root) == ({}, [])
