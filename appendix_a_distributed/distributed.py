@@ -1,5 +1,6 @@
-# GENERATED (draft)
-"""Appendix A draft"""
+# GENERATED from distributed.ipynb by `llm-course export`. Do not edit by hand:
+# change the notebook's `#| export` cells and run `llm-course export` again.
+"""Appendix A — Training on several processes: DDP with torchrun"""
 
 import argparse
 import dataclasses
@@ -7,6 +8,7 @@ import datetime
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +21,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ch05_pretraining.pretraining import COURSE_BASE_RECIPE, course_base_texts
 from shared import (GPT_CONFIGS, GPTConfig, GPTDataset, GPTModel, atomic_write, course_base_config, get_device, load_checkpoint,
                     save_checkpoint, set_sdpa, set_seed, settings, train_model)
-
 
 class DistributedRandomSampler(DistributedSampler):
     """Each rank's share of a shuffled data set: every example goes to exactly one rank per epoch.
@@ -58,7 +59,6 @@ class DistributedRandomSampler(DistributedSampler):
             indices = list(range(n))
         return iter(indices[self.rank:self.total_size:self.num_replicas])
 
-
 def distributed_loader(dataset, global_batch, rank, world_size):
     """This rank's training loader: ``global_batch // world_size`` windows per step.
 
@@ -79,7 +79,6 @@ def distributed_loader(dataset, global_batch, rank, world_size):
                          f"fewer than one batch of {per_rank}: use more text, a shorter context or a smaller "
                          "global batch")
     return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True)
-
 
 def init_distributed():
     """Join the process group that ``torchrun`` describes; return (rank, world_size, device).
@@ -118,11 +117,6 @@ def wrap_model(model, device):
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
 
-
-def is_rank0():
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
 def build_course_model(config, recipe=COURSE_BASE_RECIPE):
     """A fresh GPTModel initialised as course-base is (same random draws, in the same order).
 
@@ -158,7 +152,7 @@ def _run_folder_log(out_dir, run, resume, fresh):
         raise ValueError(f"nothing to resume: {checkpoint} does not exist (start the run without --resume)")
     log = json.loads((out_dir / "log.json").read_text(encoding="utf-8"))
     saved, wanted = log["run"], json.loads(json.dumps(run))
-    differ = [f"{key}={saved[key]!r} (now {wanted[key]!r})" for key in wanted if saved.get(key) != wanted[key]]
+    differ = [f"{key}={saved.get(key)!r} (now {wanted[key]!r})" for key in wanted if saved.get(key) != wanted[key]]
     if differ:
         raise ValueError(f"the run in {out_dir} was started with {', '.join(differ)}: resume it with the same "
                          "settings (the number of processes may change)")
@@ -192,7 +186,11 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
     run = {"config": dataclasses.asdict(config), "steps": steps, "global_batch": global_batch, "recipe": recipe}
     previous = _run_folder_log(out_dir, run, resume, fresh)  # before joining the group: errors end every rank alike
     rank, world_size, device = init_distributed()
-    say = lambda text: print(f"[rank {rank}/{world_size}] {text}", flush=True)  # noqa: E731
+
+    def say(text):  # one write per line, so that lines of different ranks never interleave
+        sys.stdout.write(f"[rank {rank}/{world_size}] {text}\n")
+        sys.stdout.flush()
+
     try:
         set_seed(recipe["seed"])  # the same on every rank: the same initial weights and the same shuffles
         model = build_course_model(config, recipe).to(device)
@@ -232,7 +230,6 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
 
 MULTI_NODE_HELP = """\
 one machine, N processes (N GPUs, or N CPU processes):
@@ -318,3 +315,21 @@ def pretrain_main(argv=None):
             print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+def course_command(args, nproc_per_node=None, threads_per_process=1, timeout=600):
+    """Run ``python -m shared ARGS`` from the course folder and return the finished process.
+
+    nproc_per_node: start it under torchrun (``python -m torch.distributed.run --standalone``,
+    the same program as the ``torchrun`` script) with that many ranks; None = one plain process.
+    Each process gets ``threads_per_process`` threads (OMP_NUM_THREADS), and on Windows
+    USE_LIBUV=0. Output is captured as text: ``.returncode``, ``.stdout``, ``.stderr``.
+    """
+    from shared.export import REPO_ROOT
+
+    launcher = [] if nproc_per_node is None else [
+        "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads_per_process), MKL_NUM_THREADS=str(threads_per_process))
+    if sys.platform == "win32":
+        env.setdefault("USE_LIBUV", "0")
+    return subprocess.run([sys.executable, *launcher, "-m", "shared", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
