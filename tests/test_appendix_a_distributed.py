@@ -253,3 +253,52 @@ def test_a_run_folder_is_never_overwritten_or_resumed_with_other_settings(tmp_pa
     assert "steps=99" in capsys.readouterr().err
     assert pretrain_main([*SMALL, "--stop-at", "6", "--out", str(tmp_path / "new")]) == 2
     assert "--stop-at (6) must be below --steps (6)" in capsys.readouterr().err
+
+
+# --- exercise checks: each rejects the typical wrong answers and accepts the solution ---
+
+from appendix_a_distributed import checks  # noqa: E402
+
+
+def verdict(check, answer, capsys):
+    check(answer)
+    return capsys.readouterr().out
+
+
+def test_exercise_1_check(capsys):
+    assert "Not answered" in verdict(checks.check_exercise_1, None, capsys)
+    assert "Not answered" in verdict(checks.check_exercise_1, lambda ids, r, w: None, capsys)
+    assert "Every rank got" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[:len(ids) // w], capsys)
+    assert "Every rank got" in verdict(checks.check_exercise_1, lambda ids, r, w: ids, capsys)
+    assert "two ranks" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[r:r + len(ids) // w], capsys)
+    assert "leave out" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[r::w + 1], capsys)
+    assert "differ in size" in verdict(checks.check_exercise_1,
+                                      lambda ids, r, w: ids[:len(ids) - w + 1] if r == 0 else [ids[len(ids) - w + r]],
+                                      capsys)
+    assert "raised ZeroDivisionError" in verdict(checks.check_exercise_1, lambda ids, r, w: 1 / 0, capsys)
+    assert verdict(checks.check_exercise_1, lambda ids, r, w: list(ids[r::w]), capsys) == "Correct!\n"
+    contiguous = lambda ids, r, w: ids[r * (len(ids) // w):(r + 1) * (len(ids) // w)]  # noqa: E731
+    assert verdict(checks.check_exercise_1, contiguous, capsys) == "Correct!\n"
+
+
+def test_exercise_2_check(capsys):
+    assert "Not answered" in verdict(checks.check_exercise_2, lambda grads: None, capsys)
+    assert "That is the sum" in verdict(checks.check_exercise_2,
+                                        lambda grads: [torch.stack(grads).sum(0) for _ in grads], capsys)
+    assert "rank 0's own gradient" in verdict(checks.check_exercise_2, lambda grads: [grads[0] for _ in grads], capsys)
+    assert "element-wise mean" in verdict(checks.check_exercise_2,
+                                          lambda grads: [g.mean().expand_as(g) for g in grads], capsys)
+    assert "list of 2 tensors" in verdict(checks.check_exercise_2, lambda grads: torch.stack(grads).mean(0), capsys)
+    assert "raised ValueError" in verdict(checks.check_exercise_2,
+                                            lambda grads: [dist.all_reduce(g) for g in grads], capsys)
+    solution = lambda grads: [torch.stack(grads).mean(dim=0).clone() for _ in grads]  # noqa: E731
+    assert verdict(checks.check_exercise_2, solution, capsys) == "Correct!\n"
+
+
+def test_exercise_3_check(capsys):
+    assert "Not answered" in verdict(checks.check_exercise_3, None, capsys)
+    assert "Upside down" in verdict(checks.check_exercise_3, lambda lr, b, n: lr * b / n, capsys)
+    assert "square-root rule" in verdict(checks.check_exercise_3, lambda lr, b, n: lr * math.sqrt(n / b), capsys)
+    assert "scale base_lr" in verdict(checks.check_exercise_3, lambda lr, b, n: lr, capsys)
+    assert "must return a number" in verdict(checks.check_exercise_3, lambda lr, b, n: str(lr * n / b), capsys)
+    assert verdict(checks.check_exercise_3, lambda lr, b, n: lr * n / b, capsys) == "Correct!\n"
