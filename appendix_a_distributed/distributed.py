@@ -131,6 +131,18 @@ def build_course_model(config, recipe=COURSE_BASE_RECIPE):
     return model
 
 
+def course_base_loaders(config, global_batch, rank, world_size):
+    """(train_loader, val_loader) over course-base's texts, in windows of ``config.context_length`` tokens.
+
+    The training loader yields this rank's share of each global batch (``distributed_loader``);
+    the validation loader is the same on every rank, so every rank measures the same loss.
+    """
+    train_text, val_text = course_base_texts()
+    train_set = GPTDataset(train_text, config.context_length, stride=config.context_length)
+    val_set = GPTDataset(val_text, config.context_length, stride=config.context_length)
+    return distributed_loader(train_set, global_batch, rank, world_size), DataLoader(val_set, batch_size=global_batch)
+
+
 def weights_checksum(model):
     """Sum of every parameter, in float64: equal on every rank when the replicas agree."""
     return sum(p.detach().double().sum().item() for p in model.parameters())
@@ -194,18 +206,14 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
     try:
         set_seed(recipe["seed"])  # the same on every rank: the same initial weights and the same shuffles
         model = build_course_model(config, recipe).to(device)
-        train_text, val_text = course_base_texts()
-        train_set = GPTDataset(train_text, config.context_length, stride=config.context_length)
-        val_set = GPTDataset(val_text, config.context_length, stride=config.context_length)
-        train_loader = distributed_loader(train_set, global_batch, rank, world_size)
-        val_loader = DataLoader(val_set, batch_size=global_batch)
+        train_loader, val_loader = course_base_loaders(config, global_batch, rank, world_size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["peak_lr"], weight_decay=recipe["weight_decay"],
                                       fused=recipe["fused_adamw"] and device.type in ("cpu", "cuda"))
         position = load_checkpoint(out_dir / "checkpoint.pt", model, optimizer) if resume else None
         ddp_model = wrap_model(model, device)
         first = position["step"] if position else 0
         say(f"{dist.get_backend() if dist.is_initialized() else 'single process'} on {device}: "
-            f"{len(train_loader.sampler)} of {len(train_set)} windows per epoch, {train_loader.batch_size} per step; "
+            f"{len(train_loader.sampler)} of {len(train_loader.dataset)} windows per epoch, {train_loader.batch_size} per step; "
             f"steps {first + 1}..{stop_at or steps}")
         start = time.perf_counter()
         history = train_model(
