@@ -1,6 +1,7 @@
-"""The course command line: ``llm-course run | fetch | check | chat | export``."""
+"""The course command line: ``llm-course run | fetch | check | chat | pretrain | export``."""
 
 import argparse
+import importlib
 import importlib.metadata
 import os
 import platform
@@ -161,6 +162,11 @@ def _chat_smollm2(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    """Appendix A's ``pretrain``, which parses its own options (see ``llm-course pretrain --help``)."""
+    return importlib.import_module("appendix_a_distributed.distributed").pretrain_main(args.args)
+
+
 def _at_least(kind, low):
     """An argparse type: ``kind(text)``, refused with a clear message when below ``low``."""
     def parse(text):
@@ -202,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-new-tokens", type=_at_least(int, 1), default=128, help="longest answer (default 128)")
     chat.add_argument("--seed", type=int, help="make the sampling repeatable")
     chat.set_defaults(func=cmd_chat)
+
+    pretrain = sub.add_parser("pretrain", add_help=False, prefix_chars="+",  # its options go to appendix A
+                              help="pretrain course-base or any GPTConfig, on several processes under torchrun")
+    pretrain.add_argument("args", nargs=argparse.REMAINDER)
+    pretrain.set_defaults(func=cmd_pretrain)
 
     fetch = sub.add_parser("fetch", help="download and verify every file a profile needs")
     fetch.add_argument("--profile", help=profile_help)

@@ -1,0 +1,1 @@
+"""Appendix A — Training on several processes: DDP with torchrun"""
