@@ -6,6 +6,7 @@ from the exercise's statement or from the chapter's own code (``top_k_filter``, 
 ``load_gpt2_weights``), not from stored numbers.
 """
 
+import contextlib
 import math
 
 import torch
@@ -13,11 +14,16 @@ import torch
 from ch05_pretraining.pretraining import KVCache, load_gpt2_weights, top_k_filter
 from shared import GPTConfig, GPTModel
 from shared.exercises import call_safely, not_answered
+from shared.validation import is_number
 
 
 def check_exercise_1(loss, perplexity):
     """Cross-entropy and perplexity of the target probabilities 0.5, 0.25, 0.8, 0.1."""
     if not_answered(loss) or not_answered(perplexity):
+        return
+    if not is_number(loss) or not is_number(perplexity):
+        print(f"loss and perplexity should be numbers (floats), got {type(loss).__name__} and "
+              f"{type(perplexity).__name__}.")
         return
     probs = [0.5, 0.25, 0.8, 0.1]
     expected = -sum(math.log(p) for p in probs) / len(probs)
@@ -30,19 +36,49 @@ def check_exercise_1(loss, perplexity):
             print(f"loss = {loss} is not right: average -ln(p) over the four probabilities.")
         return
     if abs(perplexity - math.exp(expected)) > 1e-3 * math.exp(expected):
-        print(f"The loss is right; the perplexity is exp(loss), not {perplexity}.")
+        if abs(perplexity - 2 ** expected) < 1e-3:
+            print("The loss is right; the perplexity is exp(loss), the inverse of the natural log, not 2 ** loss.")
+        else:
+            print(f"The loss is right; the perplexity is exp(loss), not {perplexity}.")
         return
     print(f"Correct! Perplexity {perplexity:.2f}: as unsure as a uniform choice among about "
           f"{round(perplexity)} tokens.")
 
 
+@contextlib.contextmanager
+def _topk_forbidden(calls):
+    """Replace torch.topk and Tensor.topk by stand-ins that record each call in ``calls``."""
+    saved = torch.topk, torch.Tensor.topk
+
+    def recorded(*args, **kwargs):
+        calls.append("topk")
+        return saved[0](*args, **kwargs)
+
+    torch.topk, torch.Tensor.topk = recorded, recorded
+    try:
+        yield
+    finally:
+        torch.topk, torch.Tensor.topk = saved
+
+
 def check_exercise_2(my_top_k):
-    """``my_top_k(logits, k)`` must keep exactly the k largest entries of every row."""
+    """``my_top_k(logits, k)`` must keep exactly the k largest entries of every row, without topk."""
+    if not_answered(my_top_k):
+        return
+    if not callable(my_top_k):
+        print("Pass the function itself: check_exercise_2(my_top_k).")
+        return
     generator = torch.Generator().manual_seed(0)
     cases = [(torch.randn(10, generator=generator), 3), (torch.randn(4, 50, generator=generator), 1),
              (torch.randn(2, 3, 20, generator=generator), 7), (torch.randn(5, 8, generator=generator), 8)]
     for logits, k in cases:
-        ok, got = call_safely(my_top_k, logits.clone(), k)
+        calls = []
+        with _topk_forbidden(calls):
+            ok, got = call_safely(my_top_k, logits.clone(), k)
+        if calls:
+            print("Your function calls torch.topk (directly or through top_k_filter): the exercise is to do "
+                  "without it. Sort each row with torch.sort and use the k-th value as a threshold.")
+            return
         if not ok or not_answered(got):
             return
         expected = top_k_filter(logits, k)
@@ -59,6 +95,11 @@ def check_exercise_2(my_top_k):
 
 def check_exercise_3(warmup_linear):
     """Linear warmup, then a straight line to min_lr at step total_steps - 1."""
+    if not_answered(warmup_linear):
+        return
+    if not callable(warmup_linear):
+        print("Pass the function itself: check_exercise_3(warmup_linear).")
+        return
     for total, peak, warmup, floor in [(100, 1.0, 10, 0.1), (50, 3e-3, 0, 3e-4), (20, 2.0, 5, 0.0)]:
         for step in range(total):
             if step < warmup:
@@ -68,6 +109,9 @@ def check_exercise_3(warmup_linear):
             ok, got = call_safely(warmup_linear, step, total, peak, warmup, floor)
             if not ok or not_answered(got):
                 return
+            if not is_number(got):
+                print(f"warmup_linear should return a number (the learning rate), got {type(got).__name__}.")
+                return
             if not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
                 print(f"total_steps={total}, peak_lr={peak}, warmup_steps={warmup}, min_lr={floor}: "
                       f"step {step} should get {expected:.6g}, yours gives {got:.6g}.")
@@ -75,28 +119,49 @@ def check_exercise_3(warmup_linear):
     print("Correct!")
 
 
+def _allocated_cache_bytes(config, batch, tokens, dtype):
+    """Bytes KVCache really allocates for ``tokens`` positions of a ``config`` model in ``dtype``."""
+    torch.manual_seed(0)
+    model = GPTModel(config).to(dtype).eval()
+    cache = KVCache(tokens)
+    with torch.no_grad():
+        model(torch.zeros(batch, tokens, dtype=torch.long), cache=cache)
+    return sum(t.numel() * t.element_size() for store in (cache._keys, cache._values) for t in store.values())
+
+
 def check_exercise_4(kv_cache_bytes):
-    """Bytes of keys + values for a config, compared with what KVCache allocates."""
-    for config, batch, tokens in [(GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2), 1, 16),
-                                  (GPTConfig(vocab_size=50, context_length=12, emb_dim=24, n_heads=2, n_layers=3), 3, 12)]:
-        torch.manual_seed(0)
-        model = GPTModel(config).eval()
-        cache = KVCache(tokens)
-        with torch.no_grad():
-            model(torch.zeros(batch, tokens, dtype=torch.long), cache=cache)
-        allocated = sum(t.numel() * t.element_size() for store in (cache._keys, cache._values) for t in store.values())
-        ok, got = call_safely(kv_cache_bytes, config, batch, tokens)
+    """Bytes of keys + values for a config, compared with what KVCache allocates.
+
+    The cases have texts shorter than the context (the cache grows with the text, not with
+    context_length), several heads (the heads share emb_dim), and both float32 and bf16.
+    """
+    if not_answered(kv_cache_bytes):
+        return
+    if not callable(kv_cache_bytes):
+        print("Pass the function itself: check_exercise_4(kv_cache_bytes).")
+        return
+    cases = [(GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2), 1, 16, torch.float32),
+             (GPTConfig(vocab_size=50, context_length=24, emb_dim=24, n_heads=2, n_layers=3), 3, 7, torch.float32),
+             (GPTConfig(vocab_size=50, context_length=20, emb_dim=16, n_heads=1, n_layers=2), 2, 5, torch.bfloat16)]
+    for config, batch, tokens, dtype in cases:
+        allocated = _allocated_cache_bytes(config, batch, tokens, dtype)
+        args = (config, batch, tokens) if dtype == torch.float32 else (config, batch, tokens, 2)
+        ok, got = call_safely(kv_cache_bytes, *args)
         if not ok or not_answered(got):
             return
+        if not is_number(got):
+            print(f"kv_cache_bytes should return a number of bytes, got {type(got).__name__}.")
+            return
         if got != allocated:
-            print(f"{config.n_layers} layers, emb_dim {config.emb_dim}, batch {batch}, {tokens} tokens: "
-                  f"KVCache allocates {allocated:,} bytes, you compute {got:,}.")
+            print(f"{config.n_layers} layers, emb_dim {config.emb_dim}, {config.n_heads} heads, context_length "
+                  f"{config.context_length}, batch {batch}, {tokens} tokens, {torch.finfo(dtype).bits // 8} bytes "
+                  f"per value: KVCache allocates {allocated:,} bytes, you compute {got:,}.")
             return
     ok, half = call_safely(kv_cache_bytes, GPTConfig(), 1, 1024, 2)
-    if ok and half is not None:
-        xl = GPTConfig(emb_dim=1600, n_heads=25, n_layers=48)
+    ok_xl, xl = call_safely(kv_cache_bytes, GPTConfig(emb_dim=1600, n_heads=25, n_layers=48), 1, 1024)
+    if ok and ok_xl and is_number(half) and is_number(xl):
         print(f"Correct! GPT-2 small at 1,024 tokens in 16-bit: {half / 2**20:.0f} MiB per sequence; "
-              f"GPT-2 XL in float32: {kv_cache_bytes(xl, 1, 1024) / 2**20:.0f} MiB.")
+              f"GPT-2 XL in float32: {xl / 2**20:.0f} MiB.")
 
 
 def _tiny_gpt2_names():
@@ -110,6 +175,11 @@ def _tiny_gpt2_names():
 
 def check_exercise_5(course_name):
     """``course_name(hf_name) -> (name, transpose)``, checked by loading marked weights."""
+    if not_answered(course_name):
+        return
+    if not callable(course_name):
+        print("Pass the function itself: check_exercise_5(course_name).")
+        return
     config, names = _tiny_gpt2_names()
     model = GPTModel(config)
     shapes = {"wte.weight": (50, 8), "wpe.weight": (8, 8)}
@@ -132,6 +202,9 @@ def check_exercise_5(course_name):
             print(f"course_name({hf_name!r}) should return a pair (name, transpose), got {got!r}.")
             return
         name, transpose = got
+        if not isinstance(name, str) or not isinstance(transpose, bool):
+            print(f"course_name({hf_name!r}) should return (a str, a bool), got {got!r}.")
+            return
         if name not in params:
             print(f"course_name({hf_name!r}) gives {name!r}, which is not a GPTModel parameter "
                   "(see [n for n, _ in model.named_parameters()]).")

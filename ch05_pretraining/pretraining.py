@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from shared import (GPT_CONFIGS, REGISTRY, FetchError, GPTConfig, GPTModel, atomic_write, create_dataloader,
                     fetch, generate_text_simple, gpt2_encoding, settings)
+from shared.validation import require_int, require_number
 
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator
 
@@ -66,9 +67,7 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
     if len(data_loader) == 0:
         raise ValueError("the data loader yields no batches: its text is shorter than one batch of "
                          "windows; use a smaller batch_size or context_length, or drop_last=False")
-    if num_batches is not None and (isinstance(num_batches, bool) or not isinstance(num_batches, int)
-                                    or num_batches < 1):
-        raise ValueError(f"num_batches must be a positive integer or None (all batches), got {num_batches!r}")
+    require_int("num_batches", num_batches, 1, none_ok=True)
     num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
     total = 0.0
     with torch.no_grad():
@@ -95,13 +94,15 @@ def evaluate_model(model, train_loader, val_loader, device, eval_iter):
 
 
 def generate_and_print_sample(model, tokenizer, device, start_context, max_new_tokens=50):
-    """Print a greedy continuation of ``start_context`` on one line (training progress you can read)."""
+    """Print a greedy continuation of ``start_context`` on one line (training progress you can read); return it."""
     was_training = model.training
     model.eval()
     idx = text_to_token_ids(start_context, tokenizer).to(device)
     out = generate_text_simple(model, idx, max_new_tokens, context_size=model.config.context_length)
-    tqdm.write(token_ids_to_text(out, tokenizer).replace("\n", " "))
+    text = token_ids_to_text(out, tokenizer)
+    tqdm.write(text.replace("\n", " "))
     model.train(was_training)
+    return text
 
 def lr_at_step(step, total_steps, peak_lr, warmup_steps=0, cosine_decay=False, min_lr=0.0):
     """Learning rate for optimizer step ``step`` (0-based) of a ``total_steps``-step run.
@@ -163,8 +164,8 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
     """
     if len(train_loader) == 0:
         raise ValueError("train_loader yields no batches: the text is shorter than one batch")
-    if eval_freq < 1 or eval_iter < 1:
-        raise ValueError(f"eval_freq and eval_iter must be >= 1, got {eval_freq} and {eval_iter}")
+    require_int("eval_freq", eval_freq, 1)
+    require_int("eval_iter", eval_iter, 1)
     device = torch.device(device)
     total_steps = num_epochs * len(train_loader)
     if max_steps is not None:
@@ -184,13 +185,13 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
             for group in optimizer.param_groups:
                 group["lr"] = lr_at_step(position["step"], total_steps, group["initial_lr"],
                                          warmup_steps, cosine_decay, min_lr)
-            optimizer.zero_grad()
+            optimizer.zero_grad()                          # forget the previous step's gradients
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss = calc_loss_batch(input_batch, target_batch, model, device)
-            loss.backward()
+            loss.backward()                                # gradient of the loss for every parameter
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            optimizer.step()                               # one AdamW step downhill
 
             position["step"] += 1
             position["batch"] += 1
@@ -247,8 +248,7 @@ def fast_path_options(device):
 
 def top_k_filter(logits, k):
     """Keep the ``k`` largest logits of each row, set the others to -inf. (..., vocab) -> same."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
+    require_int("top_k", k, 1)
     if k > logits.shape[-1]:
         raise ValueError(f"top_k={k} is larger than the vocabulary ({logits.shape[-1]} tokens)")
     kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]
@@ -261,8 +261,7 @@ def top_p_filter(logits, p):
     (..., vocab) -> same, the dropped logits set to -inf. The most probable token always
     stays; ``p = 1`` keeps everything.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
-        raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
+    require_number("top_p", p, 0, 1, low_open=True)
     if p == 1:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -289,28 +288,19 @@ def sample_next_token(logits, temperature=0.0, top_k=None, top_p=None):
 
 
 def _check_generate_args(model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id):
-    def is_int(value):
-        return isinstance(value, int) and not isinstance(value, bool)
-
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.shape[1] == 0 or idx.dtype != torch.long:
         raise ValueError("idx must be a LongTensor of shape (batch, num_tokens) with at least one token: "
                          "use text_to_token_ids(text, tokenizer)")
-    if not is_int(max_new_tokens) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    require_int("max_new_tokens", max_new_tokens, 0)
+    require_int("context_size", context_size, 1)
     model_context = getattr(getattr(model, "config", None), "context_length", None)
-    if not is_int(context_size) or context_size < 1:
-        raise ValueError(f"context_size must be a positive integer, got {context_size!r}")
     if model_context is not None and context_size > model_context:
         raise ValueError(f"context_size={context_size} exceeds the model's context_length={model_context}: "
                          f"use context_size=model.config.context_length")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf:
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not is_int(top_k) or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
-    if eos_id is not None and (not is_int(eos_id) or eos_id < 0):
-        raise ValueError(f"eos_id must be a token id (integer >= 0) or None, got {eos_id!r}")
+    require_number("temperature", temperature, 0)  # 0 = greedy
+    require_int("top_k", top_k, 1, none_ok=True)
+    require_number("top_p", top_p, 0, 1, low_open=True, none_ok=True)
+    require_int("eos_id", eos_id, 0, none_ok=True)
 
 
 def _next_token_logits(model, idx, context_size, cache):
@@ -372,8 +362,7 @@ class KVCache:
     """
 
     def __init__(self, max_length):
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+        require_int("max_length", max_length, 1)
         self.max_length = max_length
         self.reset()
 

@@ -623,3 +623,131 @@ def test_unigram_baseline_matches_a_hand_computation():
     train_ids, val_ids = torch.tensor([0, 0, 0, 1]), torch.tensor([0, 2])
     expected = -(math.log(4 / 7) + math.log(1 / 7)) / 2
     assert ch05.unigram_baseline_loss(train_ids, val_ids, vocab_size=3) == pytest.approx(expected, rel=1e-12)
+
+
+# --- exercise checks: each rejects the typical wrong answers and accepts the solution ----------
+
+from ch05_pretraining import checks  # noqa: E402
+
+
+def _verdict(capsys):
+    return capsys.readouterr().out
+
+
+def test_exercise_1_check(capsys):
+    probs = [0.5, 0.25, 0.8, 0.1]
+    loss = -sum(math.log(p) for p in probs) / 4
+    checks.check_exercise_1(loss, math.exp(loss))
+    assert _verdict(capsys).startswith("Correct!")
+    for wrong, hint in [((loss / math.log(2), 2 ** (loss / math.log(2))), "natural logarithm"),  # log2
+                        ((-loss, math.exp(-loss)), "Sign error"),
+                        ((-sum(math.log(p) for p in probs), 1.0), "not right"),           # a sum, not a mean
+                        ((loss, 2 ** loss), "not 2 ** loss"),
+                        (("1.15", "3.16"), "should be numbers"),
+                        ((True, 3.16), "should be numbers")]:
+        checks.check_exercise_1(*wrong)
+        out = _verdict(capsys)
+        assert hint in out and "Correct" not in out, wrong
+    checks.check_exercise_1(None, None)
+    assert "Not answered" in _verdict(capsys)
+
+
+def _my_top_k(logits, k):  # the worked solution
+    threshold = torch.sort(logits, dim=-1, descending=True).values[..., k - 1:k]
+    return torch.where(logits < threshold, torch.tensor(float("-inf")), logits)
+
+
+def test_exercise_2_check(capsys):
+    checks.check_exercise_2(_my_top_k)
+    assert _verdict(capsys) == "Correct!\n"
+    assert torch.topk is not None and torch.topk(torch.tensor([1.0, 3.0]), 1).indices.item() == 1  # restored
+    from ch05_pretraining.pretraining import top_k_filter
+
+    shortcuts = [lambda logits, k: top_k_filter(logits, k),
+                 lambda logits, k: logits.masked_fill(logits < logits.topk(k, dim=-1).values[..., -1:], float("-inf")),
+                 lambda logits, k: logits.masked_fill(logits < torch.topk(logits, k).values[..., -1:], float("-inf"))]
+    for shortcut in shortcuts:
+        checks.check_exercise_2(shortcut)
+        out = _verdict(capsys)
+        assert "torch.topk" in out and "Correct" not in out
+    wrong = [lambda logits, k: logits.masked_fill(logits <= torch.sort(logits, dim=-1, descending=True).values[..., k - 1:k],
+                                                  float("-inf")),                           # drops the k-th itself
+             lambda logits, k: torch.where(logits < torch.sort(logits.flatten(), descending=True).values[k - 1],
+                                           float("-inf"), logits),                          # one threshold for all rows
+             lambda logits, k: logits[..., :k],                                              # wrong shape
+             lambda logits, k: 1 / 0]
+    for answer in wrong:
+        checks.check_exercise_2(answer)
+        assert "Correct" not in _verdict(capsys)
+    checks.check_exercise_2("my_top_k")
+    assert "function itself" in _verdict(capsys)
+
+
+def _warmup_linear(step, total_steps, peak_lr, warmup_steps, min_lr):  # the worked solution
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    return peak_lr + (min_lr - peak_lr) * (step - warmup_steps) / (total_steps - 1 - warmup_steps)
+
+
+def test_exercise_3_check(capsys):
+    checks.check_exercise_3(_warmup_linear)
+    assert _verdict(capsys) == "Correct!\n"
+    wrong = [
+        lambda s, t, p, w, m: p * s / w if s < w else p + (m - p) * (s - w) / (t - 1 - w),           # warmup from 0
+        lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * (s - w) / (t - w),         # ends one step late
+        lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * s / (t - 1),               # ignores the warmup
+        lambda s, t, p, w, m: str(p),
+    ]
+    for answer in wrong:
+        checks.check_exercise_3(answer)
+        assert "Correct" not in _verdict(capsys)
+
+
+def _kv_cache_bytes(config, batch_size, num_tokens, bytes_per_value=4):  # the worked solution
+    return 2 * config.n_layers * batch_size * num_tokens * config.emb_dim * bytes_per_value
+
+
+def test_exercise_4_check(capsys):
+    checks.check_exercise_4(_kv_cache_bytes)
+    assert _verdict(capsys).startswith("Correct! GPT-2 small at 1,024 tokens in 16-bit: 36 MiB")
+    wrong = [
+        lambda c, b, n, v=4: 2 * c.n_layers * b * c.context_length * c.emb_dim * v,  # the whole context
+        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * 4,                 # bytes_per_value ignored
+        lambda c, b, n, v=4: c.n_layers * b * n * c.emb_dim * v,                     # keys only
+        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * c.n_heads * v,     # emb_dim per head
+        lambda c, b, n, v=4: 2 * c.n_layers * n * c.emb_dim * v,                     # batch ignored
+        lambda c, b, n, v=4: str(2 * c.n_layers * b * n * c.emb_dim * v),
+    ]
+    for answer in wrong:
+        checks.check_exercise_4(answer)
+        assert "Correct" not in _verdict(capsys)
+
+
+def _course_name(hf_name):  # the worked solution
+    top = {"wte.weight": "tok_emb.weight", "wpe.weight": "pos_emb.weight",
+           "ln_f.weight": "final_norm.scale", "ln_f.bias": "final_norm.shift"}
+    block = {"ln_1.weight": "norm1.scale", "ln_1.bias": "norm1.shift", "ln_2.weight": "norm2.scale",
+             "ln_2.bias": "norm2.shift", "attn.c_proj.weight": "att.out_proj.weight",
+             "attn.c_proj.bias": "att.out_proj.bias", "mlp.c_fc.weight": "ff.layers.0.weight",
+             "mlp.c_fc.bias": "ff.layers.0.bias", "mlp.c_proj.weight": "ff.layers.2.weight",
+             "mlp.c_proj.bias": "ff.layers.2.bias"}
+    if hf_name in top:
+        return top[hf_name], False
+    _, i, rest = hf_name.split(".", 2)
+    return f"trf_blocks.{i}.{block[rest]}", rest.endswith(".weight") and not rest.startswith("ln_")
+
+
+def test_exercise_5_check(capsys):
+    checks.check_exercise_5(_course_name)
+    assert _verdict(capsys) == "Correct!\n"
+    wrong = [
+        lambda name: (_course_name(name)[0], False),                                    # never transposes
+        lambda name: (_course_name(name)[0], name.endswith("weight")),                  # transposes LayerNorm weights too
+        lambda name: (_course_name(name)[0].replace("layers.2", "layers.1"), _course_name(name)[1]),  # GELU slot
+        lambda name: [*_course_name(name)],                                             # a list, not a pair
+        lambda name: (["tok_emb.weight"], False),                                       # unhashable name
+        lambda name: (_course_name(name)[0], "yes"),
+    ]
+    for answer in wrong:
+        checks.check_exercise_5(answer)
+        assert "Correct" not in _verdict(capsys)
