@@ -666,6 +666,7 @@ def test_korean_corpus_names_a_missing_catalogue():
     (lambda tok, text: len(tok.encode(text)) / sum("\u3131" <= c <= "\u318e" or "\uac00" <= c <= "\ud7a3" for c in text),
      "not jamo"),
     (lambda tok, text: tok.encode(text), "as a number"),
+    (lambda tok, text: ratio_solution(gpt2_encoding(), text), "expected"),  # ignores the tokenizer it is given
     (lambda tok, text: 1 / 0, "raised ZeroDivisionError"),
 ])
 def test_check_exercise_6_the_function(capsys, korean_bpe, korean_parts, function, expected):
