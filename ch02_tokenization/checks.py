@@ -7,8 +7,12 @@ come from the course's own code (``GPTDataset``, ``BPETokenizer``, tiktoken), no
 stored numbers.
 """
 
+import math
+import re
 from collections import Counter
-from numbers import Integral
+from functools import lru_cache
+from numbers import Integral, Real
+from pathlib import Path
 
 import torch
 
@@ -198,4 +202,149 @@ def check_exercise_5(token_pieces):
         if "".join(got) != text:
             print(f"Not yet: the pieces of {text!r} do not join back into the text.")
             return
+    print("Correct!")
+
+
+# The Korean catalogues the corpus of exercise 6 is read from, in this order. Not chapter 2's own: its
+# solutions quote the exercise's results, so the numbers would depend on themselves.
+KOREAN_TRAINING_PART = ["ch01_intro/intro.md", "ch01_intro/solutions.md",
+                        "ch03_attention/attention.md", "ch03_attention/solutions.md"]
+KOREAN_HELD_OUT_PART = ["ch04_gpt_model/gpt_model.md", "ch04_gpt_model/solutions.md"]
+KOREAN_CATALOGUES = Path(__file__).resolve().parent.parent / "translations" / "ko"
+
+
+def korean_prose(catalogue: str) -> str:
+    """The Korean prose of one translation catalogue: entry headers, comments and code removed.
+
+    Code (fenced blocks and `inline` spans) is the same in both languages, so it is left out.
+    """
+    path = KOREAN_CATALOGUES / catalogue
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the Korean catalogues come with the course repository "
+                                "(translations/ko/); run from a full clone of it")
+    text = re.sub(r"^```.*?^```[^\n]*$", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+    lines = [line for line in text.splitlines() if not line.startswith(("=== cell ", "<!--"))]
+    return re.sub(r"`[^`\n]*`", "", "\n".join(lines)).strip() + "\n"
+
+
+@lru_cache(maxsize=1)
+def korean_course_text() -> tuple[str, str]:
+    """(training part, held-out part): the course's own Korean prose, for exercise 6.
+
+    Training part: the catalogues of chapters 1 and 3; held-out part: chapter 4's
+    (``KOREAN_TRAINING_PART``, ``KOREAN_HELD_OUT_PART``, in that order).
+    """
+    return tuple("".join(korean_prose(name) for name in part) for part in (KOREAN_TRAINING_PART, KOREAN_HELD_OUT_PART))
+
+
+def _hangul_syllables(text: str) -> int:
+    """How many precomposed Hangul syllables (U+AC00 '가' .. U+D7A3 '힣') ``text`` holds."""
+    return sum("\uac00" <= char <= "\ud7a3" for char in text)
+
+
+def _tokens_per_syllable(tokenizer, text: str) -> float:
+    """The reference: tokens of ``text`` divided by its Hangul syllables."""
+    return len(tokenizer.encode(text)) / _hangul_syllables(text)
+
+
+@lru_cache(maxsize=8)
+def _korean_merges(part: int, num_merges: int):
+    """The merges chapter 2's trainer learns from part 0 (training) or 1 (held-out) of the corpus, or None."""
+    try:
+        return BPETokenizer().train(korean_course_text()[part], vocab_size=256 + num_merges).merges
+    except ValueError:  # that part allows fewer merges
+        return None
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6)
+
+
+# Texts with spaces, punctuation, Latin letters, digits and Hangul letters (jamo: ㅋ, ㅎ), which are not syllables.
+_RATIO_TEXTS = ["한국어 토큰화, 어렵지 않아요!", "GPT-2는 ㅋㅋ 웃는다 :) ㅎㅎ", "바이트 3개 = 1음절 (UTF-8)"]
+
+
+def _check_ratio_function(tokens_per_syllable) -> bool:
+    """True if ``tokens_per_syllable(tokenizer, text)`` is right; otherwise prints what is off."""
+    for tokenizer in [BPETokenizer(), gpt2_encoding()]:
+        for text in _RATIO_TEXTS:
+            n_tokens, syllables = len(tokenizer.encode(text)), _hangul_syllables(text)
+            ok, got = call_safely(tokens_per_syllable, tokenizer, text)
+            if not ok or not_answered(got):
+                return False
+            if not _is_real(got):
+                print(f"Not yet: for {text!r} your function returned {type(got).__name__} {got!r}; "
+                      "return the ratio as a number (a float).")
+                return False
+            if _close(got, n_tokens / syllables):
+                continue
+            wrong = {len(text): "counts every character (spaces, punctuation, Latin letters too)",
+                     len(text.replace(" ", "")): "counts every character except spaces",
+                     len(text.encode("utf-8")): "divides by the UTF-8 bytes: that is tokens per byte"}
+            slip = next((why for count, why in wrong.items() if _close(got, n_tokens / count)), None)
+            if _close(got, syllables / n_tokens):
+                slip = "is upside down: syllables per token"
+            elif _close(got, n_tokens):
+                slip = "returns the number of tokens, not divided by anything"
+            print(f"Not yet: for {text!r} ({n_tokens} tokens, {syllables} Hangul syllables) your function "
+                  f"returned {got:.4f}, expected {n_tokens / syllables:.4f}."
+                  + (f" Your ratio {slip}." if slip else " Count only the syllables U+AC00..U+D7A3 "
+                     "('가' <= char <= '힣'), not jamo such as ㅋ, spaces or other characters."))
+            return False
+    return True
+
+
+def check_exercise_6(tokens_per_syllable, korean_bpe, gpt2_ratio, korean_ratio):
+    """Tokens per Hangul syllable on the held-out Korean text: GPT-2's BPE against one trained on Korean.
+
+    ``tokens_per_syllable(tokenizer, text)``: len(tokenizer.encode(text)) / Hangul syllables;
+    ``korean_bpe``: a ``BPETokenizer`` trained on the training part; the two ratios measured
+    with the function on the held-out part.
+    """
+    if not_answered(tokens_per_syllable):
+        return
+    if not callable(tokens_per_syllable):
+        print(f"Not yet: pass the function tokens_per_syllable itself, not {type(tokens_per_syllable).__name__}.")
+        return
+    if not _check_ratio_function(tokens_per_syllable) or not_answered(korean_bpe):
+        return
+    if not isinstance(korean_bpe, BPETokenizer) or len(korean_bpe.merges) < 100:
+        print("Not yet: korean_bpe should be a BPETokenizer trained on korean_train with a few hundred merges, "
+              "e.g. BPETokenizer().train(korean_train, vocab_size=256 + 500).")
+        return
+    num_merges = len(korean_bpe.merges)
+    if korean_bpe.merges != _korean_merges(0, num_merges):
+        where = "the held-out part: the test text must be text it never saw" \
+            if korean_bpe.merges == _korean_merges(1, num_merges) else "something other than korean_train"
+        print(f"Not yet: korean_bpe was trained on {where}. Train it with "
+              f"BPETokenizer().train(korean_train, vocab_size={256 + num_merges}).")
+        return
+    train, held_out = korean_course_text()
+    gpt2 = gpt2_encoding()
+    expected = {"gpt2_ratio": _tokens_per_syllable(gpt2, held_out),
+                "korean_ratio": _tokens_per_syllable(korean_bpe, held_out)}
+    on_train = {"gpt2_ratio": _tokens_per_syllable(gpt2, train),
+                "korean_ratio": _tokens_per_syllable(korean_bpe, train)}
+    for name, got in [("gpt2_ratio", gpt2_ratio), ("korean_ratio", korean_ratio)]:
+        if not_answered(got):
+            return
+        if not _is_real(got):
+            print(f"Not yet: {name} should be a number, tokens_per_syllable(..., korean_held_out), "
+                  f"not {type(got).__name__}.")
+            return
+        if _close(got, expected[name]):
+            continue
+        if _close(got, on_train[name]):
+            print(f"Not yet: {name} was measured on korean_train. Measure on korean_held_out: on its own "
+                  "training text a tokenizer looks better than on new text.")
+        elif _close(got, expected["korean_ratio" if name == "gpt2_ratio" else "gpt2_ratio"]):
+            print("Not yet: gpt2_ratio and korean_ratio are swapped.")
+        else:
+            print(f"Not yet: {name} is {got}; measure it with tokens_per_syllable(tokenizer, korean_held_out) "
+                  "and give the number unrounded.")
+        return
     print("Correct!")

@@ -618,3 +618,94 @@ def test_exercise_1_formula_is_not_given_away_before_the_exercise():
     flat = re.sub(r"\s+", "", "\n".join(before))
     assert "-1)//stride+1" not in flat and "-4-1)//stride+1" not in flat
     assert "context_length-1)//" not in flat
+
+
+def syllables_solution(text):
+    return sum("\uac00" <= char <= "\ud7a3" for char in text)
+
+
+def ratio_solution(tokenizer, text):
+    return len(tokenizer.encode(text)) / syllables_solution(text)
+
+
+@pytest.fixture(scope="module")
+def korean_parts():
+    return checks.korean_course_text()
+
+
+@pytest.fixture(scope="module")
+def korean_bpe(korean_parts):
+    return BPETokenizer().train(korean_parts[0], vocab_size=256 + 500)
+
+
+def test_korean_corpus_is_the_course_prose_without_code(korean_parts):
+    train, held_out = korean_parts
+    for part in (train, held_out):
+        assert syllables_solution(part) > 5000, "each part should hold thousands of Hangul syllables"
+        assert "=== cell" not in part and "```" not in part and "`" not in part
+    assert train.startswith(checks.korean_prose("ch01_intro/intro.md")[:200])
+    assert held_out.startswith(checks.korean_prose("ch04_gpt_model/gpt_model.md")[:200])
+
+
+def test_korean_corpus_names_a_missing_catalogue():
+    with pytest.raises(FileNotFoundError, match="translations/ko"):
+        checks.korean_prose("ch99_missing/missing.md")
+
+
+@pytest.mark.parametrize("function, expected", [
+    (ratio_solution, "Correct!"),
+    (None, "Not answered"),
+    (lambda tok, text: None, "Not answered"),
+    ("3.2", "pass the function"),
+    (lambda tok, text: len(tok.encode(text)) / len(text), "counts every character"),
+    (lambda tok, text: len(tok.encode(text)) / len(text.replace(" ", "")), "except spaces"),
+    (lambda tok, text: len(tok.encode(text)) / len(text.encode("utf-8")), "tokens per byte"),
+    (lambda tok, text: syllables_solution(text) / len(tok.encode(text)), "upside down"),
+    (lambda tok, text: len(tok.encode(text)), "number of tokens"),
+    # jamo (ㅋ) counted as syllables
+    (lambda tok, text: len(tok.encode(text)) / sum("\u3131" <= c <= "\u318e" or "\uac00" <= c <= "\ud7a3" for c in text),
+     "not jamo"),
+    (lambda tok, text: tok.encode(text), "as a number"),
+    (lambda tok, text: ratio_solution(gpt2_encoding(), text), "expected"),  # ignores the tokenizer it is given
+    (lambda tok, text: 1 / 0, "raised ZeroDivisionError"),
+])
+def test_check_exercise_6_the_function(capsys, korean_bpe, korean_parts, function, expected):
+    held_out = korean_parts[1]
+    ratios = (ratio_solution(gpt2_encoding(), held_out), ratio_solution(korean_bpe, held_out))
+    out = check_says(capsys, lambda f: checks.check_exercise_6(f, korean_bpe, *ratios), function)
+    assert expected in out and ("Correct!" in out) == (expected == "Correct!")
+
+
+def test_check_exercise_6_the_measurement(capsys, korean_bpe, korean_parts):
+    train, held_out = korean_parts
+    gpt2 = gpt2_encoding()
+
+    def says(tokenizer, gpt2_ratio, korean_ratio):
+        return check_says(capsys, lambda f: checks.check_exercise_6(f, tokenizer, gpt2_ratio, korean_ratio),
+                          ratio_solution)
+
+    right = ratio_solution(gpt2, held_out), ratio_solution(korean_bpe, held_out)
+    assert "Correct!" in says(korean_bpe, *right)
+    assert "Not answered" in says(None, *right)
+    assert "Not answered" in says(korean_bpe, right[0], None)
+    assert "a few hundred merges" in says(BPETokenizer(), *right)  # no training at all
+    assert "a few hundred merges" in says(gpt2, *right)  # tiktoken's GPT-2 is not a trained Korean BPE
+    on_held_out = BPETokenizer().train(held_out, vocab_size=256 + 500)
+    assert "trained on the held-out part" in says(on_held_out, right[0], ratio_solution(on_held_out, held_out))
+    other = BPETokenizer().train(train + held_out, vocab_size=256 + 500)
+    assert "something other than korean_train" in says(other, right[0], ratio_solution(other, held_out))
+    # measured on the training part: the trap the held-out part exists for
+    assert "measured on korean_train" in says(korean_bpe, right[0], ratio_solution(korean_bpe, train))
+    assert "gpt2_ratio was measured on korean_train" in says(korean_bpe, ratio_solution(gpt2, train), right[1])
+    assert "swapped" in says(korean_bpe, right[1], right[0])
+    assert "unrounded" in says(korean_bpe, round(right[0], 1), right[1])
+    assert "should be a number" in says(korean_bpe, str(right[0]), right[1])
+    assert "should be a number" in says(korean_bpe, right[0], True)
+
+
+def test_exercise_6_numbers_show_gpt2_wasting_tokens_on_korean(korean_bpe, korean_parts):
+    """The claims of the solution's prose: GPT-2 near three tokens per syllable, a Korean BPE about half."""
+    held_out = korean_parts[1]
+    gpt2_ratio, korean_ratio = ratio_solution(gpt2_encoding(), held_out), ratio_solution(korean_bpe, held_out)
+    assert 2.5 < gpt2_ratio < ratio_solution(BPETokenizer(), held_out)
+    assert korean_ratio < gpt2_ratio / 1.8
