@@ -66,11 +66,12 @@ def read_glossary(path: Path = GLOSSARY_PATH) -> dict[int, list[Term]]:
     text = Path(path).read_text(encoding="utf-8")
     lines = text.splitlines()
     starts = [(int(m.group(1)), text.count("\n", 0, m.start())) for m in SECTION.finditer(text)]
+    ends = [start for _, start in starts[1:]] + [len(lines)]
     chapters = {}
-    for (chapter, start), following in zip(starts, starts[1:] + [(None, len(lines))]):
+    for (chapter, start), end in zip(starts, ends):
         if chapter in chapters:
             raise GlossaryError(f"{path}:{start + 1}: a second section for chapter {chapter}; merge the two")
-        table = [(n + 1, lines[n]) for n in range(start + 1, following[1]) if lines[n].lstrip().startswith("|")]
+        table = [(n + 1, lines[n]) for n in range(start + 1, end) if lines[n].lstrip().startswith("|")]
         chapters[chapter] = _parse_table(table, Path(path))
     return chapters
 
