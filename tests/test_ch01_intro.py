@@ -5,6 +5,7 @@ implementation; its models are built on the meta device, so no memory is allocat
 and even GPT-3's 175 B parameters cost nothing but shapes.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from ch01_intro.intro import (
     gpt_parameter_breakdown,
     training_flops,
 )
+from shared.glossary import glossary
 
-GLOSSARY = Path(__file__).resolve().parent.parent / "ch01_intro" / "GLOSSARY.md"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "ch01_intro" / "intro.ipynb"
 
 
 def hf_gpt2(vocab_size, context_length, emb_dim, n_layers, n_heads, tie_embeddings=True):
@@ -319,26 +321,26 @@ def test_check_exercise_4_reports_placeholders(capsys):
 
 # ---------------------------------------------------------------- glossary
 
-def chapter_1_rows():
-    text = GLOSSARY.read_text(encoding="utf-8")
-    assert text.count("\n## Chapter 1 — ") == 1, "exactly one chapter-1 section"
-    section = text.split("\n## Chapter 1 — ")[1].split("\n## ")[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
-    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["한국어", "English", "meaning"]
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[2:]]
-
-
 def test_glossary_has_at_least_25_complete_terms():
-    rows = chapter_1_rows()
-    assert len(rows) >= 25
-    assert all(len(row) == 3 and all(row) for row in rows), "every row: Korean, English, meaning"
-    english = [row[1] for row in rows]
+    terms = glossary(1)
+    assert len(terms) >= 25
+    assert all(t.korean and t.english and t.meaning_ko and t.meaning_en for t in terms), "every row complete"
+    english = [t.english for t in terms]
     assert len(set(english)) == len(english), "no term twice"
 
 
 def test_glossary_has_the_terms_the_course_relies_on():
-    pairs = {(korean, english) for korean, english, _ in chapter_1_rows()}
+    pairs = {(t.korean, t.english) for t in glossary(1)}
     for korean, english in [("대규모 언어 모델", "large language model (LLM)"), ("사전 학습", "pretraining"),
                             ("미세 조정", "fine-tuning"), ("자기 지도 학습", "self-supervised learning"),
                             ("창발적 행동", "emergent behavior"), ("토큰화", "tokenization")]:
         assert (korean, english) in pairs
+
+
+def test_the_notebook_shows_the_glossary_in_both_languages():
+    cells = {cell["id"]: cell for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]}
+    assert "".join(cells["a97d5734"]["source"]).strip().endswith("show_glossary(1)")
+    shown = "".join("".join(output.get("text", "")) for output in cells["a97d5734"]["outputs"])
+    for term in glossary(1):
+        assert f"{term.korean} · {term.english}" in shown and term.meaning_ko in shown and term.meaning_en in shown
+    assert "both languages" in "".join(cells["22d7996a"]["source"])
