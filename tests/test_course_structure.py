@@ -17,7 +17,7 @@ from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_p
 CHAPTER_MODULES = sorted(module_path(nb) for nb in chapter_notebooks())
 EXERCISE_CHECKS = sorted(p for pattern in ("ch[0-9][0-9]_*/checks.py", "appendix_*/checks.py") for p in REPO_ROOT.glob(pattern))
 # The plumbing every chapter may use; the CLI and the end-to-end run sit on top of all chapters.
-PLUMBING = [REPO_ROOT / "shared" / f"{name}.py" for name in ("config", "data", "files", "runtime", "export", "exercises", "notebook_policy", "judge", "progress", "validation", "translate", "colab")]
+PLUMBING = [REPO_ROOT / "shared" / f"{name}.py" for name in ("config", "data", "files", "runtime", "export", "exercises", "notebook_policy", "judge", "progress", "validation", "translate", "colab", "glossary")]
 
 
 def chapter_number(module: str) -> int | None:

@@ -138,8 +138,9 @@ def test_summary_terms_come_first_in_chapter_1(chapters):
 
 # A term's first use in a Korean catalogue: Korean words, then the English in parentheses.
 # Emphasis (*, **) and code spans (`meta`) are read as plain words; a term may wrap onto the next line.
-# The word just before the parenthesis ends in Hangul, so code such as `GPTModel(config)` is no match.
-FIRST_USE = re.compile(r"([가-힣A-Za-z0-9*`\-–· ]*[가-힣][가-힣A-Za-z0-9*`\-– ]*?[가-힣]\**)\s?\(([A-Za-z][^()]*?)\)")
+# The word just before the parenthesis ends in Hangul, so code such as `GPTModel(config)` is no match,
+# and nothing stands between them: "형태 (batch, tokens, d)" is a shape, not a gloss.
+FIRST_USE = re.compile(r"([가-힣A-Za-z0-9*`\-–· ]*[가-힣][가-힣A-Za-z0-9*`\-– ]*?[가-힣]\**)\(([A-Za-z][^()]*?)\)")
 
 
 def first_uses(text: str) -> list[tuple[str, str]]:
