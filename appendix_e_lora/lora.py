@@ -223,7 +223,7 @@ def training_costs(model: nn.Module, batches, loss_fn, device, n_steps: int = 10
         optimizer.step()
         times.append(time.perf_counter() - start)
     state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
-    megabytes = lambda tensors: sum(t.numel() * t.element_size() for t in tensors) / 2**20
+    megabytes = lambda tensors: sum(t.numel() * t.element_size() for t in tensors) / 1e6
     return {"trainable": sum(p.numel() for p in params), "optimizer_MB": megabytes(state),
             "gradients_MB": megabytes(p.grad for p in params), "step_ms": 1000 * statistics.median(times[warmup:])}
 
