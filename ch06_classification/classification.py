@@ -245,6 +245,54 @@ def train_classifier(model, train_loader, val_loader, optimizer, device, num_epo
     model.eval()
     return history
 
+from torch.utils.data import DataLoader
+
+from shared import fast_path_options, get_device, gpt2_encoding, load_pretrained, set_sdpa, set_seed
+
+
+def finetune_spam_classifier(profile=None, device=None, prepare_model=None, **overrides):
+    '''Sections 6.2-6.7 in one call: splits, datasets, loaders, base model, new head, fine-tuning.
+
+    Follows the profile's SPAM_SETTINGS; keyword ``overrides`` replace entries of it (``lr=5e-3``).
+    ``prepare_model`` (optional) is called on the classifier once the new head is in place and the
+    recipe has chosen the trainable parameters; it returns the model to fine-tune, and the optimizer
+    trains every parameter that then has ``requires_grad``. Returns (model, history, loaders): the
+    model in eval mode on ``device``, ``train_classifier``'s history, and a dict of the "train",
+    "validation" and "test" DataLoaders.
+    '''
+    recipe = dict(SPAM_SETTINGS[settings(profile).profile])
+    unknown = set(overrides) - set(recipe)
+    if unknown:
+        raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}: choose from {sorted(recipe)}")
+    recipe.update(overrides)
+    device = device or get_device()
+    tokenizer, paths = gpt2_encoding(), prepare_spam_splits(seed=123)
+    model = load_pretrained(recipe["base_model"])
+    train_ds = SpamDataset(paths["train"], tokenizer, context_length=model.config.context_length)
+    loaders = {"train": DataLoader(train_ds, batch_size=recipe["batch_size"], shuffle=True, drop_last=True,
+                                   generator=torch.Generator().manual_seed(123))}
+    for split in ("validation", "test"):
+        dataset = SpamDataset(paths[split], tokenizer, max_length=train_ds.max_length)
+        loaders[split] = DataLoader(dataset, batch_size=recipe["batch_size"])
+
+    set_seed(123)
+    prepare_for_classification(model, num_classes=len(CLASS_NAMES), trainable_blocks=1)
+    if recipe["train_all"]:
+        model.requires_grad_(True)
+    if prepare_model is not None:
+        model = prepare_model(model)
+    model.to(device)
+    set_seed(123)
+    set_sdpa(model, True)
+    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=recipe["lr"],
+                                  weight_decay=0.1, fused=fast_path_options(device)["fused_adamw"])
+    total_steps = recipe["num_epochs"] * len(loaders["train"])
+    scheduler = (torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+                 if recipe["lr_decay"] else None)
+    history = train_classifier(model, loaders["train"], loaders["validation"], optimizer, device,
+                               num_epochs=recipe["num_epochs"], eval_freq=20, eval_iter=5, scheduler=scheduler)
+    return model.eval(), history, loaders
+
 @torch.no_grad()
 def predict_loader(model, data_loader, device):
     '''(predicted, true): the class indices of every example in ``data_loader``, in order.'''

@@ -192,12 +192,14 @@ def finetune(model, train_loader, val_loader, ft, device, eval_freq=20, eval_ite
              tokenizer=None):
     """Fine-tune ``model`` in place with chapter 5's ``train_model``; return its history.
 
-    AdamW with the profile's learning rate and weight decay, a short linear warmup,
-    then a cosine decay to a tenth of the peak, and gradient clipping. With
+    AdamW over the parameters that have ``requires_grad``, with the profile's learning
+    rate and weight decay, a short linear warmup, then a cosine decay to a tenth of the
+    peak, and gradient clipping. With
     ``start_context`` (a prompt) and ``tokenizer``, prints the model's greedy answer
     after every epoch.
     """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=ft.learning_rate, weight_decay=ft.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=ft.learning_rate, weight_decay=ft.weight_decay)
     return train_model(
         model, train_loader, val_loader, optimizer, device, ft.num_epochs, eval_freq, eval_iter,
         start_context, tokenizer, warmup_steps=min(10, len(train_loader)), cosine_decay=True,
@@ -205,19 +207,25 @@ def finetune(model, train_loader, val_loader, ft, device, eval_freq=20, eval_ite
     )
 
 
-def finetune_instruction_model(profile=None, device=None):
-    """Sections 7.2-7.4 in one call: data, split, loaders, base model and fine-tuning.
+def finetune_instruction_model(profile=None, device=None, prepare_model=None, ft=None):
+    """Sections 7.2-7.6 in one call: data, split, loaders, base model and fine-tuning.
 
+    ``ft`` replaces the profile's FinetuneSettings (e.g. ``dataclasses.replace(FINETUNE_SETTINGS["quick"],
+    learning_rate=5e-3)``). ``prepare_model`` (optional) receives the base model on ``device``
+    before the optimizer is built and returns the model to fine-tune; only the parameters that
+    then have ``requires_grad`` are trained.
     Returns (model, history), the model in eval mode on ``device``. Data, split, seeds
     and settings are the chapter's; the notebook's numbers differ slightly, because it
     also evaluates the untrained model on the training loader, which draws one more
     shuffle from the loader's random generator before training starts.
     """
-    ft = FINETUNE_SETTINGS[settings(profile).profile]
+    ft = ft or FINETUNE_SETTINGS[settings(profile).profile]
     device = device or get_device()
     tokenizer = gpt2_encoding()
     train_entries, _, val_entries = split_entries(load_instruction_data(), seed=123)
     model = load_pretrained(ft.base_model).to(device)
+    if prepare_model is not None:
+        model = prepare_model(model)
     train_loader, val_loader = make_instruction_loaders(
         train_entries, val_entries, tokenizer, ft.batch_size, model.config.context_length, device=device,
         mask_prompt=ft.mask_prompt,

@@ -310,3 +310,37 @@ def test_every_profile_has_a_complete_recipe():
     assert set(SPAM_SETTINGS) == {"quick", "book"}
     assert all(set(recipe) == keys for recipe in SPAM_SETTINGS.values())
     assert SPAM_SETTINGS["book"]["base_model"] == "gpt2-small (124M)"
+
+
+def test_finetune_spam_classifier_trains_what_the_hook_leaves_trainable(tmp_path, monkeypatch):
+    """The one-call recipe: real splits, a tiny base model, one epoch, and a hook that freezes all but the head."""
+    import ch06_classification.classification as classification
+
+    monkeypatch.setenv("LLM_COURSE_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    base = GPTModel(GPTConfig(vocab_size=50257, context_length=128, emb_dim=8, n_heads=2, n_layers=1, drop_rate=0.0))
+    monkeypatch.setattr(classification, "load_pretrained", lambda name: base)
+    seen = {}
+
+    def head_only(model):
+        seen["classes"] = model.out_head.out_features
+        model.requires_grad_(False)
+        model.out_head.requires_grad_(True)
+        seen["frozen"] = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+        seen["head"] = model.out_head.weight.detach().clone()
+        return model
+
+    model, history, loaders = classification.finetune_spam_classifier("quick", "cpu", prepare_model=head_only, num_epochs=1)
+    params = dict(model.named_parameters())
+    assert seen["classes"] == len(CLASS_NAMES)
+    assert all(torch.equal(params[name], before) for name, before in seen["frozen"].items())
+    assert not torch.equal(model.out_head.weight, seen["head"])
+    assert set(loaders) == {"train", "validation", "test"} and len(loaders["test"].dataset) == 300
+    assert history["examples_seen"] and not model.training
+
+
+def test_finetune_spam_classifier_rejects_an_unknown_setting():
+    from ch06_classification.classification import finetune_spam_classifier
+
+    with pytest.raises(ValueError, match=r"unknown recipe setting\(s\) \['learning_rate'\]"):
+        finetune_spam_classifier("quick", "cpu", learning_rate=1e-3)

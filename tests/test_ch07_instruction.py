@@ -451,3 +451,27 @@ def test_save_responses_writes_entries_with_answers_next_to_them(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["responses.json"]  # no temporary file left
     with pytest.raises(ValueError, match="1 answers for 2 entries"):
         save_responses(tmp_path / "bad.json", entries, model_response=["x"])
+
+
+def test_finetune_instruction_model_trains_what_the_hook_leaves_trainable(monkeypatch):
+    """The one-call recipe with a tiny base model, one short epoch, and a hook that freezes the position embedding."""
+    from dataclasses import replace
+
+    import ch07_instruction.instruction as instruction
+
+    torch.manual_seed(0)
+    base = GPTModel(GPTConfig(vocab_size=50257, context_length=32, emb_dim=8, n_heads=2, n_layers=1, drop_rate=0.0))
+    monkeypatch.setattr(instruction, "load_pretrained", lambda name: base)
+    seen = {}
+
+    def freeze_positions(model):
+        model.pos_emb.requires_grad_(False)
+        seen["pos"] = model.pos_emb.weight.detach().clone()
+        seen["block"] = model.trf_blocks[0].ff.layers[0].weight.detach().clone()
+        return model
+
+    ft = replace(instruction.FINETUNE_SETTINGS["quick"], num_epochs=1, batch_size=128)
+    model, history = instruction.finetune_instruction_model("quick", "cpu", prepare_model=freeze_positions, ft=ft)
+    assert torch.equal(model.pos_emb.weight, seen["pos"])
+    assert not torch.equal(model.trf_blocks[0].ff.layers[0].weight, seen["block"])
+    assert history["train_losses"] and not model.training

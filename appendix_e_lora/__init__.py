@@ -1,0 +1,1 @@
+"""Appendix E — Parameter-efficient fine-tuning with LoRA"""
