@@ -3,7 +3,6 @@
 import ast
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -78,8 +77,22 @@ def test_badge_links_to_the_notebook_in_colab():
     assert f"colab.research.google.com/github/{colab.GITHUB_REPOSITORY}/blob/{colab.BRANCH}/{RELPATH})" in badge
 
 
+def without_colab_cells(nb):
+    """The notebook as it was before `llm-course colab` (the repository's notebooks have the cells)."""
+    nb = json.loads(json.dumps(nb))
+    nb["cells"] = [c for c in nb["cells"] if not colab.is_badge("".join(c["source"]))
+                   and not "".join(c["source"]).startswith(colab.SETUP_MARKER)]
+    return nb
+
+
+def test_the_repository_notebook_has_its_cells_and_stripping_them_leaves_none():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    assert colab.colab_problems(nb, RELPATH) == []
+    assert len(colab.colab_problems(without_colab_cells(nb), RELPATH)) == 2
+
+
 def test_adding_is_idempotent_and_keeps_cell_ids():
-    original = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    original = without_colab_cells(json.loads(NOTEBOOK.read_text(encoding="utf-8")))
     updated = colab.add_colab_cells(original, RELPATH)
     cells = updated["cells"]
     assert "".join(cells[0]["source"]) == colab.badge_source(RELPATH)
@@ -103,7 +116,8 @@ def llm_course(*args):
 def test_check_fails_on_a_notebook_without_badge_or_cell(tmp_path):
     notebook = tmp_path / "ch01_intro" / "intro.ipynb"
     notebook.parent.mkdir()
-    shutil.copyfile(NOTEBOOK, notebook)
+    notebook.write_text(json.dumps(without_colab_cells(json.loads(NOTEBOOK.read_text(encoding="utf-8")))),
+                        encoding="utf-8")
     result = llm_course("--check", str(notebook))
     assert result.returncode == 1
     assert f"{RELPATH}: no 'Open in Colab' badge" in result.stderr and f"{RELPATH}: no Colab setup cell" in result.stderr
