@@ -34,10 +34,10 @@ def _export_cells(notebook: Path) -> list[str]:
 
 def _title(notebook: Path) -> str:
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        if cell["cell_type"] == "markdown":
-            first = "".join(cell["source"]).strip().splitlines()[0]
-            return first.lstrip("# ").strip()
+    for cell in cells:  # the title cell (the Colab badge above it is a link, not a title)
+        text = "".join(cell["source"]).strip()
+        if cell["cell_type"] == "markdown" and text.startswith("# "):
+            return text.splitlines()[0].lstrip("# ").strip()
     return notebook.stem
 
 
