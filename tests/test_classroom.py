@@ -19,10 +19,13 @@ from shared import classroom
 from shared.classroom import (COURSE, DATA, MANIFEST, TEACHER, build_bundle, check_bundle, chapter_folders,
                               is_solutions, write_manifest)
 from shared.data import REGISTRY, sha256_of
-from shared.export import REPO_ROOT
+from shared.export import REPO_ROOT, is_translation
 
 STUDENT_NOTEBOOKS = [nb for folder in chapter_folders() for nb in sorted(folder.glob("*.ipynb")) if not is_solutions(nb)]
 SOLUTIONS = [nb for folder in chapter_folders() for nb in sorted(folder.glob("solutions*.ipynb"))]
+# Translated twins (topic.ko.ipynb) go to students too; their code and outputs are the English
+# notebook's by construction (`llm-course translate --check`), so the English ones are checked here.
+ENGLISH_STUDENT_NOTEBOOKS = [nb for nb in STUDENT_NOTEBOOKS if not is_translation(nb)]
 NOT_ANSWERED = re.compile(r"not answered yet|no answer yet", re.IGNORECASE)
 
 
@@ -87,7 +90,8 @@ def test_build_then_check_passes(bundle):
 
 def test_bundle_has_every_part(bundle):
     student = sorted(p.relative_to(bundle / COURSE) for p in (bundle / COURSE).rglob("*.ipynb"))
-    assert student == [nb.relative_to(REPO_ROOT) for nb in STUDENT_NOTEBOOKS]
+    assert student == sorted(nb.relative_to(REPO_ROOT) for nb in STUDENT_NOTEBOOKS)
+    assert any(is_translation(nb) for nb in student)  # the Korean twins too
     for nb in SOLUTIONS + STUDENT_NOTEBOOKS:  # the teacher gets the notebooks as stored, with outputs
         assert (bundle / TEACHER / nb.relative_to(REPO_ROOT)).read_bytes() == nb.read_bytes()
     for folder in chapter_folders():
@@ -124,7 +128,7 @@ def exercise_check_cells(notebook: Path) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("notebook", STUDENT_NOTEBOOKS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("notebook", ENGLISH_STUDENT_NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_unanswered_exercise_checks_say_so_without_a_traceback(notebook):
     """The stored outputs, from a full run with the exercises unanswered (as students get them)."""
     defined = set(re.findall(r"^def (check_exercise_\w+)\(", (notebook.parent / "checks.py").read_text(encoding="utf-8"),
