@@ -39,6 +39,11 @@ def _pairs_problem(got):
     return None
 
 
+def _print_first_problem(problems):
+    """Print the first problem found (None means none), or "Correct!" when there is none."""
+    print(next((problem for problem in problems if problem), "Correct!"))
+
+
 def check_exercise_1(make_pairs):
     """Check ``make_pairs(tokens, context_size)``, which should return the list of
     (context, next token) pairs of ``tokens``, each context being at most the
@@ -82,19 +87,17 @@ def check_exercise_2(embedding_share, feed_forward_share):
         return
     parts = gpt_parameter_breakdown(50257, 2048, 12288, 96)
     total = sum(parts.values())
+    problems = []
     for name, answer, part in [("embedding_share", embedding_share, "token embedding"),
                                ("feed_forward_share", feed_forward_share, "feed-forward")]:
         problem = _number_problem(name, answer, parts[part] / total, 0.01)
-        if problem is None:
-            continue
-        if isinstance(answer, Real) and not isinstance(answer, bool) and answer > 1:
+        if problem and isinstance(answer, Real) and not isinstance(answer, bool) and answer > 1:
             problem += " It should be a fraction between 0 and 1, not a percentage."
-        elif problem.endswith("is off."):
+        elif problem and problem.endswith("is off."):
             problem += (f" Divide the {part}'s parameters by the total, both from "
                         "gpt_parameter_breakdown(50257, 2048, 12288, 96).")
-        print(problem)
-        return
-    print("Correct!")
+        problems.append(problem)
+    _print_first_problem(problems)
 
 
 def check_exercise_3(flops, gpu_hours):
@@ -134,13 +137,12 @@ def check_exercise_4(epochs):
     if not isinstance(epochs, dict) or set(epochs) != set(GPT3_TRAINING_MIX):
         print(f"epochs must be a dict with exactly the keys {sorted(GPT3_TRAINING_MIX)}.")
         return
+    problems = []
     for source, row in GPT3_TRAINING_MIX.items():
         drawn = row["weight"] * GPT3_TRAINING_TOKENS
         problem = _number_problem(f"epochs[{source!r}]", epochs[source], drawn / row["tokens"], 0.02)
-        if problem:
-            if problem.endswith("is off."):
-                problem += (f" Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) "
-                            "by the tokens it contains.")
-            print(problem)
-            return
-    print("Correct!")
+        if problem and problem.endswith("is off."):
+            problem += (f" Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) "
+                        "by the tokens it contains.")
+        problems.append(problem)
+    _print_first_problem(problems)

@@ -82,6 +82,15 @@ def training_stages():
     plt.show()
 
 
+def _tower_base(ax, x, text, frame_height):
+    """The foot of an encoder or decoder tower centred at ``x``: its text, the embeddings, and the
+    dashed frame around the N repeated layers."""
+    draw_box(ax, x, 0.6, text, GREY, width=3.2, height=0.6)
+    draw_box(ax, x, 1.7, "token embeddings + positions", LIGHT, width=3.2, height=0.6)
+    ax.add_patch(FancyBboxPatch((x - 1.7, 2.5), 3.4, frame_height, boxstyle="round,pad=0.08", facecolor="none",
+                                edgecolor=DARK, linestyle="--"))
+
+
 def encoder_decoder():
     """The original transformer (Vaswani et al., 2017) translating English to German.
 
@@ -92,10 +101,7 @@ def encoder_decoder():
     """
     ax = _diagram((10, 6.2), (0, 10), (0, 8.4))
     # encoder, bottom to top
-    draw_box(ax, 2.5, 0.6, "input: “the cat sat”", GREY, width=3.2, height=0.6)
-    draw_box(ax, 2.5, 1.7, "token embeddings + positions", LIGHT, width=3.2, height=0.6)
-    ax.add_patch(FancyBboxPatch((0.8, 2.5), 3.4, 2.6, boxstyle="round,pad=0.08", facecolor="none",
-                                edgecolor=DARK, linestyle="--"))
+    _tower_base(ax, 2.5, "input: “the cat sat”", frame_height=2.6)
     draw_box(ax, 2.5, 3.2, "self-attention\n(every word sees every word)", MID, width=3.0, height=0.8)
     draw_box(ax, 2.5, 4.4, "feed-forward", MID, width=3.0, height=0.6)
     ax.text(4.35, 3.8, "× N", fontsize=11, fontweight="bold", va="center")
@@ -105,10 +111,7 @@ def encoder_decoder():
     ax.text(2.5, 7.0, "ENCODER", ha="center", fontsize=12, fontweight="bold")
     ax.text(2.5, 6.6, "BERT keeps only this half", ha="center", fontsize=9, style="italic")
     # decoder, bottom to top
-    draw_box(ax, 7.5, 0.6, "output so far: “die Katze”", GREY, width=3.2, height=0.6)
-    draw_box(ax, 7.5, 1.7, "token embeddings + positions", LIGHT, width=3.2, height=0.6)
-    ax.add_patch(FancyBboxPatch((5.8, 2.5), 3.4, 3.6, boxstyle="round,pad=0.08", facecolor="none",
-                                edgecolor=DARK, linestyle="--"))
+    _tower_base(ax, 7.5, "output so far: “die Katze”", frame_height=3.6)
     draw_box(ax, 7.5, 3.0, "masked self-attention\n(each word sees only earlier ones)", MID, width=3.0, height=0.8)
     draw_box(ax, 7.5, 4.25, "cross-attention\n(looks at the encoded input)", ORANGE, width=3.0, height=0.8)
     draw_box(ax, 7.5, 5.4, "feed-forward", MID, width=3.0, height=0.6)

@@ -202,19 +202,16 @@ def test_glossary_reads_rows_as_terms(tmp_path):
                                  Term("토큰", "token", "", "텍스트의 단위 `a|b`입니다", "a unit of text")]
 
 
-def test_a_missing_chapter_is_named(tmp_path):
-    path = write(tmp_path, "| 토큰 | token |  | 텍스트의 단위입니다 | a unit of text |\n")
-    with pytest.raises(GlossaryError, match=r"no section '## Chapter 4 — …'.*chapters \[1\]"):
-        glossary(4, path)
-
-
-def test_a_malformed_row_is_named_with_its_line(tmp_path):
-    path = write(tmp_path, "| 토큰 | token | 텍스트의 단위입니다 | a unit of text |\n")
-    with pytest.raises(GlossaryError, match=r"GLOSSARY.md:7: a row needs 5 cells .* found 4"):
-        glossary(1, path)
-    path = write(tmp_path, "| 토큰 | token |  |  | a unit of text |\n")
-    with pytest.raises(GlossaryError, match=r"GLOSSARY.md:7: empty 뜻"):
-        glossary(1, path)
+@pytest.mark.parametrize("rows, chapter, message", [
+    ("| 토큰 | token |  | 텍스트의 단위입니다 | a unit of text |\n", 4, r"no section '## Chapter 4 — …'.*chapters \[1\]"),
+    ("| 토큰 | token | 텍스트의 단위입니다 | a unit of text |\n", 1, r"GLOSSARY.md:7: a row needs 5 cells .* found 4"),
+    ("| 토큰 | token |  |  | a unit of text |\n", 1, r"GLOSSARY.md:7: empty 뜻"),
+    ("| 토큰 | token |  | 텍스트의 단위입니다 | a unit of text |\n\n## Chapter 1 — Again\n", 1,
+     r"GLOSSARY.md:9: a second section for chapter 1"),
+], ids=["missing chapter", "malformed row", "empty meaning", "chapter twice"])
+def test_a_broken_glossary_is_named_with_its_line(tmp_path, rows, chapter, message):
+    with pytest.raises(GlossaryError, match=message):
+        glossary(chapter, write(tmp_path, rows))
 
 
 def test_a_wrong_header_is_named(tmp_path):
@@ -223,12 +220,6 @@ def test_a_wrong_header_is_named(tmp_path):
                     encoding="utf-8")
     with pytest.raises(GlossaryError, match=r"GLOSSARY.md:3: a chapter table must start with the header"):
         glossary(2, path)
-
-
-def test_a_chapter_twice_is_named(tmp_path):
-    path = write(tmp_path, "| 토큰 | token |  | 텍스트의 단위입니다 | a unit of text |\n\n## Chapter 1 — Again\n")
-    with pytest.raises(GlossaryError, match=r"GLOSSARY.md:9: a second section for chapter 1"):
-        glossary(1, path)
 
 
 def test_show_glossary_prints_both_languages(tmp_path, capsys):

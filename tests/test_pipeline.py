@@ -59,6 +59,18 @@ def llm_course(*args):
     return code, out.getvalue(), err.getvalue()
 
 
+def run_again(folder):
+    """`llm-course run` on an existing run folder; returns (stdout, {stage: final line}) after checking it succeeded."""
+    code, stdout, stderr = llm_course("run", "--out", folder)
+    assert code == 0 and "Traceback" not in stderr, stderr
+    return stdout, stage_lines(stdout)
+
+
+def redone(lines):
+    """The stages a run did not take from its cache."""
+    return [name for name, line in lines.items() if not line.endswith("(cached)")]
+
+
 def stage_lines(stdout):
     """The final line each stage printed: {name: line}."""
     lines = {}
@@ -199,10 +211,8 @@ def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_th
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ch08, "load_smollm2", unavailable)
         mp.setattr(stages, "local_copy", lambda name: None)
-        code, stdout, stderr = llm_course("run", "--out", copy)
-    assert code == 0 and "Traceback" not in stderr, stderr
-    lines = stage_lines(stdout)
-    assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["smollm2-eval"]
+        stdout, lines = run_again(copy)
+    assert redone(lines) == ["smollm2-eval"]
     assert "SmolLM2 skipped (file not available)" in lines["smollm2-eval"]
     report = (copy / "report.md").read_text()
     assert "SmolLM2-135M-Instruct: skipped (could not fetch 'smollm2-135m-instruct'" in report
@@ -210,10 +220,8 @@ def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_th
     assert "| metric | base | fine-tuned | echo | nearest training example |\n" in report
     assert "| SmolLM2-135M-Instruct |" not in report  # no column for a model that did not answer
 
-    code, stdout, stderr = llm_course("run", "--out", copy)  # the file is at hand again
-    assert code == 0, stderr
-    lines = stage_lines(stdout)
-    assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["smollm2-eval"]
+    stdout, lines = run_again(copy)  # the file is at hand again
+    assert redone(lines) == ["smollm2-eval"]
     assert "(changed: at_hand False -> True)" in stdout
     assert "| SmolLM2-135M-Instruct |" in (copy / "report.md").read_text()
 
@@ -293,10 +301,8 @@ def test_a_judge_that_appears_reruns_only_the_judge_stage(run, tmp_path):
     shutil.copytree(run.out, copy)
     with OllamaStub([STALL], stall_seconds=2.0) as stub, pytest.MonkeyPatch.context() as mp:
         mp.setitem(stages.PLANS, "quick", dataclasses.replace(TINY_PLAN, judge_url=stub.url))
-        code, stdout, stderr = llm_course("run", "--out", copy)
-        assert code == 0 and "Traceback" not in stderr, stderr
-        lines = stage_lines(stdout)
-        assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
+        stdout, lines = run_again(copy)
+        assert redone(lines) == ["instruct-judge"]
         assert "judge no answer was scored; 4 skipped: 3 timeout, 1 not asked" in lines["instruct-judge"]
         report = (copy / "report.md").read_text()
         assert "4 skipped: 3 timeout, 1 not asked (the judge had stopped answering)" in report
