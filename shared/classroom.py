@@ -32,7 +32,7 @@ from shared.files import atomic_write
 COURSE, DATA, CACHE, TEACHER = "course", "data", "cache", "teacher"
 MANIFEST = "MANIFEST.sha256"
 COURSE_BASE = Path("models") / "course-base"
-TOP_LEVEL_FILES = ("README.md", "pyproject.toml", "requirements.txt", "LICENSE")  # what `pip install` needs
+TOP_LEVEL_FILES = ("README.md", "README.ko.md", "pyproject.toml", "requirements.txt", "LICENSE")  # what `pip install` needs, and the Korean README
 CHAPTER_PATTERNS = ("ch[0-9][0-9]_*", "appendix_*")  # chapters first, appendices after
 # Files a chapter fetches by name although no profile lists them: chapter 8's pretrained model.
 CHAPTER_DATA = ("smollm2-135m-instruct",)
