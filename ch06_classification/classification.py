@@ -250,7 +250,7 @@ from torch.utils.data import DataLoader
 from shared import fast_path_options, get_device, gpt2_encoding, load_pretrained, set_sdpa, set_seed
 
 
-def finetune_spam_classifier(profile=None, device=None, prepare_model=None, **overrides):
+def finetune_spam_classifier(profile=None, device=None, prepare_model=None, seed=123, **overrides):
     '''Sections 6.2-6.7 in one call: splits, datasets, loaders, base model, new head, fine-tuning.
 
     Follows the profile's SPAM_SETTINGS; keyword ``overrides`` replace entries of it (``lr=5e-3``).
@@ -258,7 +258,8 @@ def finetune_spam_classifier(profile=None, device=None, prepare_model=None, **ov
     recipe has chosen the trainable parameters; it returns the model to fine-tune, and the optimizer
     trains every parameter that then has ``requires_grad``. Returns (model, history, loaders): the
     model in eval mode on ``device``, ``train_classifier``'s history, and a dict of the "train",
-    "validation" and "test" DataLoaders.
+    "validation" and "test" DataLoaders. ``seed`` sets the new head's random weights and the order
+    of the training batches; the splits stay the same for every seed (section 6.7.3).
     '''
     recipe = dict(SPAM_SETTINGS[settings(profile).profile])
     unknown = set(overrides) - set(recipe)
@@ -270,19 +271,19 @@ def finetune_spam_classifier(profile=None, device=None, prepare_model=None, **ov
     model = load_pretrained(recipe["base_model"])
     train_ds = SpamDataset(paths["train"], tokenizer, context_length=model.config.context_length)
     loaders = {"train": DataLoader(train_ds, batch_size=recipe["batch_size"], shuffle=True, drop_last=True,
-                                   generator=torch.Generator().manual_seed(123))}
+                                   generator=torch.Generator().manual_seed(seed))}
     for split in ("validation", "test"):
         dataset = SpamDataset(paths[split], tokenizer, max_length=train_ds.max_length)
         loaders[split] = DataLoader(dataset, batch_size=recipe["batch_size"])
 
-    set_seed(123)
+    set_seed(seed)
     prepare_for_classification(model, num_classes=len(CLASS_NAMES), trainable_blocks=1)
     if recipe["train_all"]:
         model.requires_grad_(True)
     if prepare_model is not None:
         model = prepare_model(model)
     model.to(device)
-    set_seed(123)
+    set_seed(seed)
     set_sdpa(model, True)
     optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=recipe["lr"],
                                   weight_decay=0.1, fused=fast_path_options(device)["fused_adamw"])
@@ -309,6 +310,25 @@ def confusion_matrix(predicted, true, num_classes=len(CLASS_NAMES)):
     for t, p in zip(true, predicted):
         counts[t][p] += 1
     return counts
+
+from shared import GPTModel
+
+
+def reinitialise_weights(model: nn.Module, seed: int = 123) -> nn.Module:
+    '''The control of section 6.7.3: fresh random weights everywhere except the classification head.
+
+    The new weights come from a ``GPTModel`` built with the same configuration (chapter 4's
+    initialisation, seeded with ``seed``); ``out_head`` and the choice of trainable parameters stay.
+    Use it as ``finetune_spam_classifier``'s ``prepare_model``: same architecture and recipe,
+    no pretraining. Returns ``model``, changed in place.
+    '''
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = GPTModel(model.config)
+    state = {name: value for name, value in fresh.state_dict().items() if not name.startswith("out_head.")}
+    state.update({name: value for name, value in model.state_dict().items() if name.startswith("out_head.")})
+    model.load_state_dict(state)
+    return model
 
 @torch.no_grad()
 def classify_text(text, model, tokenizer, device, max_length=None, pad_token_id=PAD_TOKEN_ID) -> str:

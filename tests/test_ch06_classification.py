@@ -344,3 +344,46 @@ def test_finetune_spam_classifier_rejects_an_unknown_setting():
 
     with pytest.raises(ValueError, match=r"unknown recipe setting\(s\) \['learning_rate'\]"):
         finetune_spam_classifier("quick", "cpu", learning_rate=1e-3)
+
+
+def test_reinitialise_weights_replaces_everything_but_the_head():
+    """The control of section 6.7.3: every weight below the head is new, the head and trainability stay."""
+    from ch06_classification.classification import reinitialise_weights
+
+    torch.manual_seed(0)
+    model = prepare_for_classification(GPTModel(TINY), trainable_blocks=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # stands for pretraining: weights that a fresh initialisation cannot reproduce
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainable = {name: p.requires_grad for name, p in model.named_parameters()}
+    assert reinitialise_weights(model, seed=5) is model
+    for name, p in model.named_parameters():
+        assert p.requires_grad == trainable[name], name
+        if name.startswith("out_head."):
+            assert torch.equal(p, before[name]), name
+        else:
+            assert not torch.equal(p, before[name]), name
+    torch.manual_seed(1)
+    again = reinitialise_weights(prepare_for_classification(GPTModel(TINY)), seed=5)
+    assert torch.equal(again.tok_emb.weight, model.tok_emb.weight), "the same seed gives the same random weights"
+    assert not torch.equal(reinitialise_weights(GPTModel(TINY), seed=6).tok_emb.weight, model.tok_emb.weight)
+
+
+def test_finetune_spam_classifier_seed_changes_the_run_not_the_data(tmp_path, monkeypatch):
+    import ch06_classification.classification as classification
+
+    monkeypatch.setenv("LLM_COURSE_CACHE", str(tmp_path))
+    config = GPTConfig(vocab_size=50257, context_length=128, emb_dim=8, n_heads=2, n_layers=1, drop_rate=0.0)
+
+    def base(name):
+        torch.manual_seed(0)
+        return GPTModel(config)
+
+    monkeypatch.setattr(classification, "load_pretrained", base)
+    runs = {seed: classification.finetune_spam_classifier("quick", "cpu", seed=seed, num_epochs=1, batch_size=64)
+            for seed in (1, 2)}
+    again = classification.finetune_spam_classifier("quick", "cpu", seed=1, num_epochs=1, batch_size=64)
+    assert torch.equal(again[0].out_head.weight, runs[1][0].out_head.weight), "the same seed repeats the run"
+    assert not torch.equal(runs[2][0].out_head.weight, runs[1][0].out_head.weight)
+    assert runs[1][2]["test"].dataset.input_ids.tolist() == runs[2][2]["test"].dataset.input_ids.tolist()
