@@ -234,52 +234,22 @@ def _eval_summary(result):
 
 # --- 4. spam classifier -------------------------------------------------------------------------
 
-SPAM_RUN = {"seed": 123, "trainable_blocks": 1, "weight_decay": 0.1, "eval_freq": 20, "eval_iter": 5}  # chapter 6's cells
-
-
 def spam_recipe(profile):
-    return {"settings": chapter(CH06).SPAM_SETTINGS[profile], "run": SPAM_RUN}
+    return {"settings": chapter(CH06).SPAM_SETTINGS[profile]}  # the rest of the recipe is chapter 6's code
 
 
 def finetune_spam(ctx):
-    """Chapter 6, sections 6.3-6.8: datasets, classification head, fine-tuning, accuracy, confusion matrix."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    ch05, ch06 = chapter(CH05), chapter(CH06)
-    spam, seed, device = ch06.SPAM_SETTINGS[ctx.profile], SPAM_RUN["seed"], ctx.device
-    tokenizer = gpt2_encoding()
-    paths = ch06.prepare_spam_splits(seed=seed, folder=ctx.out / "spam_splits")
-    model = ch05.load_pretrained(spam["base_model"])
-    train_ds = ch06.SpamDataset(paths["train"], tokenizer, context_length=model.config.context_length)
-    val_ds = ch06.SpamDataset(paths["validation"], tokenizer, max_length=train_ds.max_length)
-    test_ds = ch06.SpamDataset(paths["test"], tokenizer, max_length=train_ds.max_length)
-    batch = spam["batch_size"]
-    train_loader = DataLoader(train_ds, batch_size=batch, shuffle=True, drop_last=True,
-                              generator=torch.Generator().manual_seed(seed))
-    val_loader, test_loader = DataLoader(val_ds, batch_size=batch), DataLoader(test_ds, batch_size=batch)
-
-    set_seed(seed)
-    ch06.prepare_for_classification(model, num_classes=len(ch06.CLASS_NAMES), trainable_blocks=SPAM_RUN["trainable_blocks"])
-    if spam["train_all"]:
-        model.requires_grad_(True)
-    model.to(device)
-    set_seed(seed)
-    ch05.set_sdpa(model, True)
-    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=spam["lr"],
-                                  weight_decay=SPAM_RUN["weight_decay"], fused=ch05.fast_path_options(device)["fused_adamw"])
-    total_steps = spam["num_epochs"] * len(train_loader)
-    scheduler = (torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
-                 if spam["lr_decay"] else None)
-    history = ch06.train_classifier(model, train_loader, val_loader, optimizer, device, num_epochs=spam["num_epochs"],
-                                    eval_freq=SPAM_RUN["eval_freq"], eval_iter=SPAM_RUN["eval_iter"], scheduler=scheduler)
-    model.eval()
-    accuracy = {split: ch06.calc_accuracy_loader(loader, model, device)
-                for split, loader in [("train", train_loader), ("validation", val_loader), ("test", test_loader)]}
-    predicted, true = ch06.predict_loader(model, test_loader, device)
-    examples = {"train": len(train_ds), "validation": len(val_ds), "test": len(test_ds)}
-    return {"base_model": spam["base_model"], "examples": examples, "max_length": train_ds.max_length, "accuracy": accuracy, "class_names": list(ch06.CLASS_NAMES),
-            "confusion": ch06.confusion_matrix(predicted, true), "history": history}
+    """Chapter 6's recipe in one call (``finetune_spam_classifier``, as the notebook runs it), then the
+    accuracy on each split and the confusion matrix on the test set."""
+    ch06 = chapter(CH06)
+    model, history, loaders = ch06.finetune_spam_classifier(ctx.profile, ctx.device)
+    accuracy = {split: ch06.calc_accuracy_loader(loader, model, ctx.device) for split, loader in loaders.items()}
+    predicted, true = ch06.predict_loader(model, loaders["test"], ctx.device)
+    return {"base_model": ch06.SPAM_SETTINGS[ctx.profile]["base_model"],
+            "examples": {split: len(loader.dataset) for split, loader in loaders.items()},
+            "max_length": loaders["train"].dataset.max_length, "accuracy": accuracy,
+            "class_names": list(ch06.CLASS_NAMES), "confusion": ch06.confusion_matrix(predicted, true),
+            "history": history}
 
 
 def _spam_summary(result):
@@ -323,7 +293,7 @@ def read_run_model(run_dir, device=None):
 
 
 def evaluate_instructions(ctx):
-    """Chapter 7, sections 7.5-7.6: answers of the base and the fine-tuned model to the test split, scored."""
+    """Chapter 7, sections 7.7-7.8: answers of the base and the fine-tuned model to the test split, scored."""
     ch05, ch07 = chapter(CH05), chapter(CH07)
     ft = ch07.FINETUNE_SETTINGS[ctx.profile]
     _, entries, max_new_tokens = _test_items(ctx)
@@ -422,7 +392,7 @@ def _judge_unavailable(server):
 
 
 def judge_instructions(ctx):
-    """Chapter 7, section 7.6 ("An LLM as the judge"): a local LLM scores each fine-tuned answer 0-100.
+    """Chapter 7, section 7.8.1 ("An LLM as the judge"): a local LLM scores each fine-tuned answer 0-100.
 
     A failed query (timeout, dropped connection, HTTP error, a reply without a score) skips
     that answer and is counted by reason; timeouts and connection failures also mark the
