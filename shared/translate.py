@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.colab import badge_source, is_badge, notebook_relpath
-from shared.export import REPO_ROOT, is_translation
+from shared.export import CHAPTER_GLOBS, REPO_ROOT, is_translation
 from shared.files import atomic_write
 
 LANGUAGES = {"ko": "Korean"}
 CATALOGUE_ROOT = Path("translations")
 ENTRY = re.compile(r"^=== cell (\S+) ([0-9a-f]{12})[ \t]*$", re.M)
-CHAPTER_PATTERNS = ("ch[0-9][0-9]_*/*.ipynb", "appendix_*/*.ipynb")
 
 
 class CatalogueError(ValueError):
@@ -57,7 +56,7 @@ def _source(cell: dict) -> str:
 
 def english_notebooks(root: Path = REPO_ROOT) -> list[Path]:
     """Every chapter, appendix and solutions notebook in English, in course order."""
-    return [nb for pattern in CHAPTER_PATTERNS for nb in sorted(root.glob(pattern)) if not is_translation(nb)]
+    return [nb for pattern in CHAPTER_GLOBS for nb in sorted(root.glob(pattern)) if not is_translation(nb)]
 
 
 def twin_path(notebook: Path, language: str) -> Path:
