@@ -184,7 +184,7 @@ def _write_log(out_dir, run, history, previous, segment):
 def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=False, fresh=False):
     """Pretrain ``config`` with course-base's recipe on this process's rank; return the history.
 
-    Run it on every rank (``torchrun ... -m shared pretrain``) or alone. Every rank seeds
+    Run it on every rank (``torchrun ... -m llm_course pretrain``) or alone. Every rank seeds
     alike, builds the model and the loaders, wraps the model in DDP and calls chapter 5's
     ``train_model``; rank 0 alone writes ``out_dir/checkpoint.pt`` and ``out_dir/log.json``
     (atomically), after the last step or at ``stop_at``. ``resume`` continues the run saved
@@ -241,13 +241,13 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
 
 MULTI_NODE_HELP = """\
 one machine, N processes (N GPUs, or N CPU processes):
-  torchrun --standalone --nproc_per_node=N -m shared pretrain --steps 20
+  torchrun --standalone --nproc_per_node=N -m llm_course pretrain --steps 20
 several machines (run on each; node 0's address reachable by all):
   torchrun --nnodes=2 --node_rank=R --nproc_per_node=N \\
-           --master_addr=NODE0_ADDRESS --master_port=29500 -m shared pretrain
+           --master_addr=NODE0_ADDRESS --master_port=29500 -m llm_course pretrain
   or, with rendezvous and restarts:
   torchrun --nnodes=2 --nproc_per_node=N --rdzv_backend=c10d \\
-           --rdzv_endpoint=NODE0_ADDRESS:29400 --rdzv_id=JOB_ID -m shared pretrain
+           --rdzv_endpoint=NODE0_ADDRESS:29400 --rdzv_id=JOB_ID -m llm_course pretrain
 Windows: set USE_LIBUV=0 before torchrun (PyTorch's Windows builds lack libuv).
 """
 
@@ -307,7 +307,7 @@ def _positive(text):
 
 
 def pretrain_main(argv=None):
-    """``llm-course pretrain ...`` / ``python -m shared pretrain ...``: parse, pretrain; the exit status."""
+    """``llm-course pretrain ...`` / ``python -m llm_course pretrain ...``: parse, pretrain; the exit status."""
     args = build_pretrain_parser().parse_args(argv)
     if args.profile:
         os.environ["LLM_COURSE_PROFILE"] = args.profile
@@ -325,7 +325,7 @@ def pretrain_main(argv=None):
     return 0
 
 def course_command(args, nproc_per_node=None, threads_per_process=1, timeout=600):
-    """Run ``python -m shared ARGS`` from the course folder and return the finished process.
+    """Run ``python -m llm_course ARGS`` from the course folder and return the finished process.
 
     nproc_per_node: start it under torchrun (``python -m torch.distributed.run --standalone``,
     the same program as the ``torchrun`` script) with that many ranks; None = one plain process.
@@ -339,5 +339,5 @@ def course_command(args, nproc_per_node=None, threads_per_process=1, timeout=600
     env = dict(os.environ, OMP_NUM_THREADS=str(threads_per_process), MKL_NUM_THREADS=str(threads_per_process))
     if sys.platform == "win32":
         env.setdefault("USE_LIBUV", "0")
-    return subprocess.run([sys.executable, *launcher, "-m", "shared", *args], cwd=REPO_ROOT, env=env,
+    return subprocess.run([sys.executable, *launcher, "-m", "llm_course", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -207,7 +207,7 @@ def test_config_option_takes_presets_and_json_and_rejects_the_rest():
 def torchrun(*args, nproc=2, timeout=300):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           "-m", "shared", "pretrain", *args], capture_output=True, text=True, env=env,
+                           "-m", "llm_course", "pretrain", *args], capture_output=True, text=True, env=env,
                           cwd=REPO_ROOT, timeout=timeout)
 
 
@@ -243,7 +243,7 @@ def test_resume_under_torchrun_equals_the_uninterrupted_run(tmp_path):
 
 
 def test_pretrain_is_a_course_command_with_its_own_help():
-    result = subprocess.run([sys.executable, "-m", "shared", "pretrain", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "llm_course", "pretrain", "--help"], capture_output=True, text=True,
                             cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--nproc_per_node" in result.stdout and "--resume" in result.stdout and "USE_LIBUV=0" in result.stdout

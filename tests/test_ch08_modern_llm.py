@@ -378,7 +378,7 @@ def test_chat_loop_streams_answers_and_understands_reset_and_quit(smol):
 
 
 def test_cli_chat_accepts_the_smollm2_model():
-    from shared.cli import build_parser
+    from llm_course.cli import build_parser
     args = build_parser().parse_args(["chat", "--model", "smollm2", "--temperature", "0"])
     assert args.model == "smollm2" and args.temperature == 0
     assert build_parser().parse_args(["chat"]).model == "course"

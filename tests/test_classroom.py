@@ -71,7 +71,7 @@ def replace(path: Path, data: str | bytes) -> None:
 
 
 def llm_course(*args, **env):
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "llm_course.cli", *args], capture_output=True, text=True,
                           env=dict(os.environ, **env), timeout=300)
 
 

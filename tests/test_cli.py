@@ -12,7 +12,7 @@ from shared.config import settings
 
 def llm_course(*args, env_update=None):
     env = dict(os.environ, **(env_update or {}))
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "llm_course.cli", *args], capture_output=True,
                           text=True, env=env, timeout=120)
 
 
@@ -63,7 +63,7 @@ def test_check_reports_every_data_file(mirror_copy, tmp_path):
 def test_check_fails_when_data_is_not_available_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LLM_COURSE_MIRROR"}
     env["LLM_COURSE_CACHE"] = str(tmp_path / "empty")
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "check"], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-m", "llm_course.cli", "check"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert "FAIL the-verdict" in result.stdout
 

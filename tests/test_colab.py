@@ -109,7 +109,7 @@ def test_adding_is_idempotent_and_keeps_cell_ids():
 
 
 def llm_course(*args):
-    return subprocess.run([sys.executable, "-m", "shared.cli", "colab", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "llm_course.cli", "colab", *args], capture_output=True, text=True,
                           timeout=120)
 
 

@@ -17,7 +17,7 @@ from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_p
 CHAPTER_MODULES = sorted(module_path(nb) for nb in chapter_notebooks())
 EXERCISE_CHECKS = sorted(p for pattern in ("ch[0-9][0-9]_*/checks.py", "appendix_*/checks.py") for p in REPO_ROOT.glob(pattern))
 # The plumbing every chapter may use; the CLI and the end-to-end run sit on top of all chapters.
-PLUMBING = [REPO_ROOT / "shared" / f"{name}.py" for name in ("config", "data", "files", "runtime", "export", "exercises", "notebook_policy", "judge", "progress", "validation", "translate", "colab", "glossary")]
+PLUMBING = [REPO_ROOT / "shared" / f"{name}.py" for name in ("config", "data", "files", "runtime", "export", "exercises", "notebook_policy", "progress", "validation", "translate", "colab", "glossary")]
 
 
 def chapter_number(module: str) -> int | None:
@@ -73,7 +73,7 @@ def test_drift_check_catches_an_edited_export_cell(tmp_path):
 
 
 def test_cli_export_check_is_clean():
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "export", "--check"],
+    result = subprocess.run([sys.executable, "-m", "llm_course.cli", "export", "--check"],
                             capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 

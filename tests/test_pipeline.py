@@ -28,7 +28,7 @@ from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
 from ollama_stub import STALL, OllamaStub
-from shared import cli, pipeline, stages
+from llm_course import cli, pipeline, stages
 from shared.data import REGISTRY
 from shared.runtime import get_device
 
@@ -356,7 +356,7 @@ def test_fresh_redoes_the_stages(run, tmp_path):
 
 
 def test_chat_with_the_runs_model_through_stdin(run):
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "chat", "--run", str(run.out), "--temperature", "0",
+    result = subprocess.run([sys.executable, "-m", "llm_course.cli", "chat", "--run", str(run.out), "--temperature", "0",
                              "--max-new-tokens", "8"], input="hello\n/quit\n", capture_output=True, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from shared.colab import add_colab_command
 from shared.config import PROFILES, ProfileError, settings
 from shared.data import ChecksumError, FetchError
 from shared.export import REPO_ROOT
-from shared.stages import PipelineError
+from llm_course import PipelineError
 from shared.translate import add_translate_command
 
 DIST = "llm-from-scratch-course"
@@ -124,7 +124,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from shared.pipeline import run_pipeline
+    from llm_course.pipeline import run_pipeline
 
     _use_profile(args.profile)
     run_pipeline(settings().profile, args.out, fresh=args.fresh)
@@ -134,7 +134,7 @@ def cmd_run(args) -> int:
 def cmd_chat(args) -> int:
     from ch07_instruction import instruction as ch07
     from shared.data import gpt2_encoding
-    from shared.pipeline import INSTRUCT_MODEL_DIR, read_run_model
+    from llm_course.pipeline import INSTRUCT_MODEL_DIR, read_run_model
     from shared.runtime import get_device
 
     _use_profile(args.profile)

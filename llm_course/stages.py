@@ -4,15 +4,14 @@ A stage is a function ``run(ctx) -> result`` (a JSON-able dict) plus what its re
 depends on: the chapter settings it reads (``recipe``), the chapter modules whose code it
 runs, the data files it reads, the stages it builds on and the ``RunPlan`` fields it
 uses, and what it checks afresh at each run (``live``: e.g. whether a judge server
-answers). ``shared.pipeline`` turns those into a fingerprint and caches the result.
+answers). ``llm_course.pipeline`` turns those into a fingerprint and caches the result.
 
-Chapter modules are imported inside the functions, and chapter settings are read
-through the module (``ch06.SPAM_SETTINGS``), so that ``shared`` still imports no chapter
-and a test can shrink a chapter's recipe with ``monkeypatch``.
+Chapters are imported like any reader's script imports them, by their public names;
+settings are read through the module (``ch06.SPAM_SETTINGS``), so that a test can shrink
+a chapter's recipe with ``monkeypatch``.
 """
 
 import dataclasses
-import importlib
 import importlib.metadata
 import json
 import math
@@ -21,8 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ch02_tokenization import tokenization as ch02
+from ch05_pretraining import pretraining as ch05
+from ch06_classification import classification as ch06
+from ch07_instruction import instruction as ch07
+from ch08_modern_llm import modern_llm as ch08
+from llm_course import PipelineError
+from llm_course.judge import describe_failures, find_model, judge_all, probe_ollama, worth_retrying
 from shared.data import REGISTRY, FetchError, fetch, gpt2_encoding, local_copy
-from shared.judge import describe_failures, find_model, judge_all, probe_ollama, worth_retrying
 from shared.progress import progress_class
 from shared.runtime import set_seed
 
@@ -33,10 +38,6 @@ SMOLLM2 = "smollm2-135m-instruct"  # chapter 8's pretrained assistant, in the da
 MODEL_CHAPTERS = (CH02, CH03, CH04, CH05)  # the code behind a GPTModel, its data loaders and generate
 INSTRUCT_MODEL_DIR = "instruct-model"      # inside the run folder: what `llm-course chat --run` opens
 RESPONSES_FILE = "instruction_responses.json"
-
-
-class PipelineError(RuntimeError):
-    """A stage cannot go on (bad input or a failed check); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -86,26 +87,20 @@ class Stage:
     live: Callable[[RunContext], object] | None = None  # what it checks at each run (part of its fingerprint)
 
 
-def chapter(module_name):
-    return importlib.import_module(module_name)
-
-
 def base_models(profile):
     """The pretrained models the profile fine-tunes (chapter 6's, then chapter 7's), once each."""
-    names = [chapter(CH06).SPAM_SETTINGS[profile]["base_model"], chapter(CH07).FINETUNE_SETTINGS[profile].base_model]
+    names = [ch06.SPAM_SETTINGS[profile]["base_model"], ch07.FINETUNE_SETTINGS[profile].base_model]
     return list(dict.fromkeys(names))
 
 
 def base_recipe(profile):
     """What determines each base model: course-base's recipe, or a GPT-2 size and its weights file."""
-    ch05 = chapter(CH05)
     return {name: ch05.COURSE_BASE_RECIPE if name == "course-base"
             else {"config": ch05.GPT_CONFIGS[name], "weights": ch05.GPT2_WEIGHTS[name]}
             for name in base_models(profile)}
 
 
 def base_data(profile):
-    ch05 = chapter(CH05)
     return tuple(entry for name in base_models(profile)
                  for entry in (ch05.COURSE_BASE_RECIPE["texts"] if name == "course-base" else [ch05.GPT2_WEIGHTS[name]]))
 
@@ -122,7 +117,6 @@ TOKENIZER_EDGE_CASES = "\n\nnaïve café, 東京 🙂  two  spaces,\ttab, 1,234.
 
 def check_tokenizer(ctx):
     """Chapter 2's BPETokenizer.from_gpt2() must give tiktoken's GPT-2 ids and decode back exactly."""
-    ch02 = chapter(CH02)
     text = fetch("the-verdict").read_text(encoding="utf-8")[:ctx.plan.tokenizer_chars] + TOKENIZER_EDGE_CASES
     special = {"<|endoftext|>"}
     tokenizer = ch02.BPETokenizer.from_gpt2()
@@ -142,7 +136,7 @@ def check_tokenizer(ctx):
 def _course_base_meta():
     """course-base's config.json in the course cache (chapter 5 writes it), or None."""
     try:
-        return json.loads((chapter(CH05)._course_base_dir() / "config.json").read_text(encoding="utf-8"))
+        return json.loads((ch05._course_base_dir() / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -153,7 +147,6 @@ def pretrain_base(ctx):
     course-base's files in the course cache are listed as the stage's artifacts, so a later
     run redoes this stage when one of them is deleted or altered.
     """
-    ch05 = chapter(CH05)
     models, artifacts = [], []
     for name in base_models(ctx.profile):
         before = _course_base_meta() if name == "course-base" else None
@@ -180,7 +173,7 @@ def _base_summary(result):
 
 def base_eval_recipe(profile):
     """The validation text: course_base_texts() is cut from these files at this fraction."""
-    recipe = chapter(CH05).COURSE_BASE_RECIPE
+    recipe = ch05.COURSE_BASE_RECIPE
     return {"texts": recipe["texts"], "val_fraction": recipe["val_fraction"]}
 
 
@@ -192,7 +185,6 @@ def evaluate_base(ctx):
     """Validation loss/perplexity vs the unigram baseline, throughput and samples (chapter 5)."""
     import torch
 
-    ch02, ch05 = chapter(CH02), chapter(CH05)
     plan, tokenizer = ctx.plan, gpt2_encoding()
     train_text, val_text = ch05.course_base_texts()
 
@@ -235,13 +227,12 @@ def _eval_summary(result):
 # --- 4. spam classifier -------------------------------------------------------------------------
 
 def spam_recipe(profile):
-    return {"settings": chapter(CH06).SPAM_SETTINGS[profile]}  # the rest of the recipe is chapter 6's code
+    return {"settings": ch06.SPAM_SETTINGS[profile]}  # the rest of the recipe is chapter 6's code
 
 
 def finetune_spam(ctx):
     """Chapter 6's recipe in one call (``finetune_spam_classifier``, as the notebook runs it), then the
     accuracy on each split and the confusion matrix on the test set."""
-    ch06 = chapter(CH06)
     model, history, loaders = ch06.finetune_spam_classifier(ctx.profile, ctx.device)
     accuracy = {split: ch06.calc_accuracy_loader(loader, model, ctx.device) for split, loader in loaders.items()}
     predicted, true = ch06.predict_loader(model, loaders["test"], ctx.device)
@@ -260,7 +251,6 @@ def _spam_summary(result):
 
 def finetune_instructions(ctx):
     """Chapter 7's finetune_instruction_model, saved into the run folder for `llm-course chat --run`."""
-    ch07 = chapter(CH07)
     model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device)
     folder = ctx.out / INSTRUCT_MODEL_DIR
     ch07.save_instruction_model(model, folder, profile=ctx.profile,
@@ -280,7 +270,6 @@ def _instruct_summary(result):
 
 def _test_items(ctx):
     """The training items and the test items the run answers (chapter 7's split), and the answer length."""
-    ch07 = chapter(CH07)
     train_entries, test_entries, _ = ch07.split_entries(ch07.load_instruction_data(), seed=123)
     max_new_tokens = ctx.plan.max_new_tokens or ch07.FINETUNE_SETTINGS[ctx.profile].max_new_tokens
     return train_entries, test_entries[:ctx.plan.instruction_examples], max_new_tokens
@@ -288,13 +277,12 @@ def _test_items(ctx):
 
 def read_run_model(run_dir, device=None):
     """The instruction-tuned model a run saved in ``run_dir`` (eval mode), or None if there is none."""
-    model = chapter(CH07).read_instruction_model(Path(run_dir) / INSTRUCT_MODEL_DIR)
+    model = ch07.read_instruction_model(Path(run_dir) / INSTRUCT_MODEL_DIR)
     return None if model is None else model.to(device or "cpu").eval()
 
 
 def evaluate_instructions(ctx):
     """Chapter 7, sections 7.7-7.8: answers of the base and the fine-tuned model to the test split, scored."""
-    ch05, ch07 = chapter(CH05), chapter(CH07)
     ft = ch07.FINETUNE_SETTINGS[ctx.profile]
     _, entries, max_new_tokens = _test_items(ctx)
     tokenizer = gpt2_encoding()
@@ -336,7 +324,6 @@ def evaluate_references(ctx):
     its file can't be had (no mirror, no cache, no package index) that row is skipped and the
     result says how to get it.
     """
-    ch07, ch08 = chapter(CH07), chapter(CH08)
     train_entries, entries, max_new_tokens = _test_items(ctx)
     answers = {"echo": ch08.echo_answers(entries),
                "nearest training example": ch08.nearest_training_answers(train_entries, entries)}
@@ -371,7 +358,7 @@ def judge_server(ctx):
     Part of the judge stage's fingerprint, so a judge that appears (or a re-pulled model)
     re-runs the judging, and only it.
     """
-    url = ctx.plan.judge_url or chapter(CH07).OLLAMA_URL
+    url = ctx.plan.judge_url or ch07.OLLAMA_URL
     found = probe_ollama(url, ctx.plan.judge_model)
     name = find_model(found["models"], ctx.plan.judge_model)
     return {"url": url, "model": ctx.plan.judge_model, "answers": found["answers"],
@@ -398,7 +385,6 @@ def judge_instructions(ctx):
     that answer and is counted by reason; timeouts and connection failures also mark the
     result for retrying at the next run.
     """
-    ch07 = chapter(CH07)
     server = judge_server(ctx)
     unavailable = _judge_unavailable(server)
     if unavailable:
@@ -446,16 +432,16 @@ STAGES = [
     Stage("spam", "fine-tuning the spam classifier (chapter 6)", finetune_spam, _spam_summary,
           recipe=spam_recipe, chapters=MODEL_CHAPTERS + (CH06,), data=("sms-spam-collection",), deps=("base",)),
     Stage("instruct", "instruction fine-tuning (chapter 7)", finetune_instructions, _instruct_summary,
-          recipe=lambda profile: chapter(CH07).FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",)),
+          recipe=lambda profile: ch07.FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",)),
     Stage("instruct-eval", "answering and scoring the test instructions", evaluate_instructions,
           _eval_instructions_summary, chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",),
           deps=("base", "instruct"), plan_fields=("instruction_examples", "max_new_tokens")),
     Stage("smollm2-eval", "answering the test instructions with SmolLM2 (chapter 8) and two baselines",
           evaluate_references, _references_summary,
           recipe=lambda profile: {"model": REGISTRY[SMOLLM2].sha256,
-                                  "max_new_tokens": chapter(CH07).FINETUNE_SETTINGS[profile].max_new_tokens},
+                                  "max_new_tokens": ch07.FINETUNE_SETTINGS[profile].max_new_tokens},
           chapters=MODEL_CHAPTERS + (CH07, CH08), data=("instruction-data",),
           plan_fields=("instruction_examples", "max_new_tokens", "report_examples"), live=smollm2_at_hand),
     Stage("instruct-judge", "asking the LLM judge (Ollama) to score the answers", judge_instructions,
-          _judge_summary, chapters=(CH07, "shared.judge"), deps=("instruct-eval",), live=judge_server),
+          _judge_summary, chapters=(CH07, "llm_course.judge"), deps=("instruct-eval",), live=judge_server),
 ]

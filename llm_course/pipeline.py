@@ -1,6 +1,6 @@
 """``llm-course run``: the whole course end to end, text -> chatbot, with a report.
 
-The stages (``shared.stages``) run in order: tokenizer check, base model, its evaluation,
+The stages (``llm_course.stages``) run in order: tokenizer check, base model, its evaluation,
 spam classifier, instruction fine-tuning, instruction evaluation, SmolLM2-135M-Instruct
 (chapter 8) and two baselines on the same test items, LLM judge; then ``DIR/report.md`` and
 its plots are written.
@@ -8,7 +8,7 @@ its plots are written.
 Caching. Each stage has a fingerprint: the sha256 of its inputs, i.e. its name, the
 profile, the device type, the torch version, the chapter settings it reads, the
 ``RunPlan`` fields it uses, the registry hashes of its data files, the sha256 of the
-chapter modules it runs (and of ``shared/stages.py``), what it checks at each run (the
+chapter modules it runs (and of ``llm_course/stages.py``), what it checks at each run (the
 judge server) and, for each stage it builds on, that stage's fingerprint and the sha256
 of the files it produced. Its result is stored in ``DIR/stages/<name>.json`` with that
 fingerprint and the sha256 of the files it wrote (e.g. ``DIR/instruct-model/``, or
@@ -46,7 +46,7 @@ from shared.export import REPO_ROOT
 from shared.files import atomic_write
 from shared.progress import log_friendly_progress
 from shared.runtime import get_device
-from shared.stages import (INSTRUCT_MODEL_DIR, PLANS, RESPONSES_FILE, STAGES, PipelineError, RunContext,
+from llm_course.stages import (INSTRUCT_MODEL_DIR, PLANS, RESPONSES_FILE, STAGES, PipelineError, RunContext,
                            judge_line, read_run_model)
 
 REPORT = "report.md"
@@ -106,7 +106,7 @@ def stage_inputs(stage, ctx, fingerprints):
         "recipe": stage.recipe(ctx.profile),
         "plan": {field: getattr(ctx.plan, field) for field in stage.plan_fields},
         "data": {name: REGISTRY[name].sha256 or REGISTRY[name].relpath for name in data},
-        "sources": {module: _source_sha256(module) for module in stage.chapters + ("shared.stages",)},
+        "sources": {module: _source_sha256(module) for module in stage.chapters + ("llm_course.stages",)},
         "depends_on": {name: fingerprints[name] for name in stage.deps},
     }
     if stage.live is not None:
