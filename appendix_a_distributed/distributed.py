@@ -120,14 +120,14 @@ def wrap_model(model, device):
 def build_course_model(config, recipe=COURSE_BASE_RECIPE):
     """A fresh GPTModel initialised as course-base is (same random draws, in the same order).
 
-    Embeddings ~ N(0, recipe["embedding_std"]), the output head tied to the token embedding,
+    Embeddings ~ N(0, recipe.embedding_std), the output head tied to the token embedding,
     and the attention fast path chosen by the recipe. Seed torch before calling it.
     """
     model = GPTModel(config)
-    torch.nn.init.normal_(model.tok_emb.weight, std=recipe["embedding_std"])
-    torch.nn.init.normal_(model.pos_emb.weight, std=recipe["embedding_std"])
+    torch.nn.init.normal_(model.tok_emb.weight, std=recipe.embedding_std)
+    torch.nn.init.normal_(model.pos_emb.weight, std=recipe.embedding_std)
     model.out_head.weight = model.tok_emb.weight
-    set_sdpa(model, recipe["sdpa"])
+    set_sdpa(model, recipe.sdpa)
     return model
 
 
@@ -193,9 +193,10 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
     batches does not depend on the number of processes.
     """
     recipe = COURSE_BASE_RECIPE
-    global_batch = global_batch or recipe["batch_size"]
+    global_batch = global_batch or recipe.batch_size
     out_dir = Path(out_dir)
-    run = {"config": dataclasses.asdict(config), "steps": steps, "global_batch": global_batch, "recipe": recipe}
+    run = {"config": dataclasses.asdict(config), "steps": steps, "global_batch": global_batch,
+           "recipe": dataclasses.asdict(recipe)}
     previous = _run_folder_log(out_dir, run, resume, fresh)  # before joining the group: errors end every rank alike
     rank, world_size, device = init_distributed()
 
@@ -204,11 +205,11 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
         sys.stdout.flush()
 
     try:
-        set_seed(recipe["seed"])  # the same on every rank: the same initial weights and the same shuffles
+        set_seed(recipe.seed)  # the same on every rank: the same initial weights and the same shuffles
         model = build_course_model(config, recipe).to(device)
         train_loader, val_loader = course_base_loaders(config, global_batch, rank, world_size)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["peak_lr"], weight_decay=recipe["weight_decay"],
-                                      fused=recipe["fused_adamw"] and device.type in ("cpu", "cuda"))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
+                                      fused=recipe.fused_adamw and device.type in ("cpu", "cuda"))
         position = load_checkpoint(out_dir / "checkpoint.pt", model, optimizer) if resume else None
         ddp_model = wrap_model(model, device)
         first = position["step"] if position else 0
@@ -218,9 +219,9 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
         start = time.perf_counter()
         history = train_model(
             ddp_model, train_loader, val_loader, optimizer, device, math.ceil(steps / len(train_loader)),
-            recipe["eval_freq"], recipe["eval_iter"], start_context=None, tokenizer=None,
-            warmup_steps=min(recipe["warmup_steps"], steps), cosine_decay=True, min_lr=recipe["min_lr"],
-            grad_clip=recipe["grad_clip"], max_steps=steps, stop_at_step=stop_at, resume=position,
+            recipe.eval_freq, recipe.eval_iter, start_context=None, tokenizer=None,
+            warmup_steps=min(recipe.warmup_steps, steps), cosine_decay=True, min_lr=recipe.min_learning_rate,
+            grad_clip=recipe.grad_clip, max_steps=steps, stop_at_step=stop_at, resume=position,
             progress=rank == 0)
         seconds = time.perf_counter() - start
         done = history["position"]["step"] - first
@@ -287,12 +288,12 @@ def build_pretrain_parser():
     parser.add_argument("--profile", help="quick (course-base) or book (GPT-2 124M); default: LLM_COURSE_PROFILE")
     parser.add_argument("--config", help="'course-base', a GPT-2 preset name, or a JSON object of GPTConfig "
                                          "fields changing the profile's model")
-    parser.add_argument("--steps", type=_positive, default=COURSE_BASE_RECIPE["max_steps"],
-                        help=f"optimizer steps of the run (default {COURSE_BASE_RECIPE['max_steps']})")
+    parser.add_argument("--steps", type=_positive, default=COURSE_BASE_RECIPE.max_steps,
+                        help=f"optimizer steps of the run (default {COURSE_BASE_RECIPE.max_steps})")
     parser.add_argument("--stop-at", type=_positive, help="stop after this step as if interrupted (resume later)")
-    parser.add_argument("--global-batch", type=_positive, default=COURSE_BASE_RECIPE["batch_size"],
+    parser.add_argument("--global-batch", type=_positive, default=COURSE_BASE_RECIPE.batch_size,
                         help="windows per optimizer step over all processes (default "
-                             f"{COURSE_BASE_RECIPE['batch_size']}); each process takes global-batch / N")
+                             f"{COURSE_BASE_RECIPE.batch_size}); each process takes global-batch / N")
     parser.add_argument("--out", help="run folder (default: CACHE/runs/pretrain-PROFILE)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument("--fresh", action="store_true", help="start again even if --out holds a run")

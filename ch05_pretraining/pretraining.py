@@ -3,24 +3,21 @@
 """Chapter 5 — Pretraining on unlabeled data"""
 
 import dataclasses
-import hashlib
 import io
 import json
 import math
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from shared import (GPT_CONFIGS, REGISTRY, FetchError, GPTConfig, GPTModel, atomic_write, create_dataloader,
-                    fetch, generate_text_simple, gpt2_encoding, settings)
+from shared import (END_OF_TEXT, GPT_CONFIGS, REGISTRY, FetchError, GPTConfig, GPTModel, atomic_write,
+                    create_dataloader, fetch, generate_text_simple, gpt2_encoding, settings, sha256_of)
 from shared.validation import require_int, require_number
-
-END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator
-
 
 def text_to_token_ids(text, tokenizer):
     """Encode ``text`` as a batch of one sequence: str -> LongTensor (1, num_tokens).
@@ -571,39 +568,49 @@ def load_pretrained(name, download=True):
     load_gpt2_weights(model, _gpt2_weights_file(name, download))
     return model.eval()
 
-COURSE_BASE_RECIPE = {  # everything that determines course-base; the cache is rebuilt when it changes
-    "config": {"vocab_size": 50257, "context_length": 256, "emb_dim": 128, "n_heads": 4, "n_layers": 6,
-               "drop_rate": 0.0, "qkv_bias": False, "use_sdpa": False},
-    "texts": ["tinyshakespeare", "the-verdict"],  # data-registry names
-    "val_fraction": 0.1,
-    "batch_size": 2,
-    "num_epochs": 1,
-    "max_steps": 260,
-    "peak_lr": 2e-3,
-    "min_lr": 2e-4,
-    "warmup_steps": 10,
-    "weight_decay": 0.1,
-    "grad_clip": 1.0,
-    "embedding_std": 0.02,
-    "sdpa": True,         # the fast path without bf16 (exact float32 on every CPU)
-    "fused_adamw": True,
-    "eval_freq": 100,
-    "eval_iter": 4,
-    "seed": 123,
-}
+@dataclass(frozen=True)
+class PretrainSettings:
+    """Everything that determines a pretrained model: its cache is rebuilt when any field changes."""
+
+    config: GPTConfig
+    texts: tuple[str, ...]     # data-registry names, read in this order
+    val_fraction: float        # the end of each text that is held out for validation
+    batch_size: int
+    num_epochs: int
+    max_steps: int | None      # stop after this many optimizer steps (None: run every epoch)
+    learning_rate: float       # the peak, reached after the warmup
+    min_learning_rate: float   # where the cosine decay ends
+    warmup_steps: int
+    weight_decay: float
+    grad_clip: float
+    embedding_std: float       # initial spread of the token and position embeddings
+    sdpa: bool                 # the fast path without bf16 (exact float32 on every CPU)
+    fused_adamw: bool
+    eval_freq: int
+    eval_iter: int
+    seed: int
+
+
+COURSE_BASE_RECIPE = PretrainSettings(
+    config=GPTConfig(vocab_size=50257, context_length=256, emb_dim=128, n_heads=4, n_layers=6, drop_rate=0.0,
+                     qkv_bias=False, use_sdpa=False),
+    texts=("tinyshakespeare", "the-verdict"), val_fraction=0.1, batch_size=2, num_epochs=1, max_steps=260,
+    learning_rate=2e-3, min_learning_rate=2e-4, warmup_steps=10, weight_decay=0.1, grad_clip=1.0,
+    embedding_std=0.02, sdpa=True, fused_adamw=True, eval_freq=100, eval_iter=4, seed=123,
+)
 
 
 def course_base_config():
     """The GPTConfig of course-base (GPT-2 tokenizer, 256-token context, 6 blocks of width 128)."""
-    return GPTConfig(**COURSE_BASE_RECIPE["config"])
+    return dataclasses.replace(COURSE_BASE_RECIPE.config)  # a copy: GPTConfig can be changed in place
 
 
 def course_base_texts():
     """(train_text, val_text) of course-base: each text split 90/10, the parts joined by <|endoftext|>."""
-    texts = [fetch(name).read_text(encoding="utf-8") for name in COURSE_BASE_RECIPE["texts"]]
-    cuts = [round(len(text) * (1 - COURSE_BASE_RECIPE["val_fraction"])) for text in texts]
-    train = "<|endoftext|>".join(text[:cut] for text, cut in zip(texts, cuts))
-    val = "<|endoftext|>".join(text[cut:] for text, cut in zip(texts, cuts))
+    texts = [fetch(name).read_text(encoding="utf-8") for name in COURSE_BASE_RECIPE.texts]
+    cuts = [round(len(text) * (1 - COURSE_BASE_RECIPE.val_fraction)) for text in texts]
+    train = END_OF_TEXT.join(text[:cut] for text, cut in zip(texts, cuts))
+    val = END_OF_TEXT.join(text[cut:] for text, cut in zip(texts, cuts))
     return train, val
 
 
@@ -616,93 +623,109 @@ def train_course_base(progress=True):
     recipe = COURSE_BASE_RECIPE
     config = course_base_config()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe["seed"])
+        torch.manual_seed(recipe.seed)
         model = GPTModel(config)
-        torch.nn.init.normal_(model.tok_emb.weight, std=recipe["embedding_std"])
-        torch.nn.init.normal_(model.pos_emb.weight, std=recipe["embedding_std"])
+        torch.nn.init.normal_(model.tok_emb.weight, std=recipe.embedding_std)
+        torch.nn.init.normal_(model.pos_emb.weight, std=recipe.embedding_std)
         model.out_head.weight = model.tok_emb.weight  # tied head
-        set_sdpa(model, recipe["sdpa"])
+        set_sdpa(model, recipe.sdpa)
         train_text, val_text = course_base_texts()
-        loader_args = dict(batch_size=recipe["batch_size"], context_length=config.context_length,
+        loader_args = dict(batch_size=recipe.batch_size, context_length=config.context_length,
                            stride=config.context_length)
         train_loader = create_dataloader(train_text, shuffle=True, drop_last=True, **loader_args)
         val_loader = create_dataloader(val_text, shuffle=False, drop_last=False, **loader_args)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["peak_lr"], weight_decay=recipe["weight_decay"],
-                                      fused=recipe["fused_adamw"])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
+                                      fused=recipe.fused_adamw)
         history = train_model(
-            model, train_loader, val_loader, optimizer, "cpu", recipe["num_epochs"], recipe["eval_freq"],
-            recipe["eval_iter"], start_context="ROMEO:", tokenizer=gpt2_encoding(),
-            warmup_steps=recipe["warmup_steps"], cosine_decay=True, min_lr=recipe["min_lr"],
-            grad_clip=recipe["grad_clip"], max_steps=recipe["max_steps"], progress=progress)
+            model, train_loader, val_loader, optimizer, "cpu", recipe.num_epochs, recipe.eval_freq,
+            recipe.eval_iter, start_context="ROMEO:", tokenizer=gpt2_encoding(),
+            warmup_steps=recipe.warmup_steps, cosine_decay=True, min_lr=recipe.min_learning_rate,
+            grad_clip=recipe.grad_clip, max_steps=recipe.max_steps, progress=progress)
     set_sdpa(model, config.use_sdpa)  # back to what its config says
     return model.eval(), history
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def save_model_folder(model, folder, **info):
+    """Save a GPTModel to ``folder`` as ``model.safetensors`` + ``config.json``, each atomically.
 
-
-def _course_base_dir():
-    return settings().cache_dir / "models" / "course-base"
-
-
-def _safetensors_bytes(state):
+    config.json holds the GPTConfig, whether the output head is tied to the token embedding
+    (a tied matrix is stored once), the weights' SHA-256 and any JSON-able ``info`` given
+    (e.g. the recipe and the final losses). It is written last: a folder without it holds
+    no model. Chapter 7 saves its fine-tuned models in the same format.
+    """
     from safetensors.torch import save
 
-    return save(state, metadata={"format": "pt"})
+    folder = Path(folder)
+    tied = model.out_head.weight is model.tok_emb.weight
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+             if not (tied and name == "out_head.weight")}
+    weights = atomic_write(folder / "model.safetensors", save(state, metadata={"format": "pt"}))
+    meta = {"config": dataclasses.asdict(model.config), "tied_head": tied, "sha256": sha256_of(weights),
+            "torch": torch.__version__, **info}
+    atomic_write(folder / "config.json", json.dumps(meta, indent=2, default=_json_default))
 
 
-def _save_course_base(model, history, folder):
-    state = {name: tensor for name, tensor in model.state_dict().items() if name != "out_head.weight"}
-    weights = atomic_write(folder / "model.safetensors", _safetensors_bytes(state))
-    meta = {"name": "course-base", "config": dataclasses.asdict(model.config), "tied_head": True,
-            "recipe": COURSE_BASE_RECIPE, "sha256": _sha256(weights), "torch": torch.__version__,
-            "steps": history["position"]["step"], "tokens_seen": history["position"]["tokens_seen"],
-            "final_train_loss": history["train_losses"][-1], "final_val_loss": history["val_losses"][-1]}
-    atomic_write(folder / "config.json", json.dumps(meta, indent=2))
+def _json_default(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-
-def _read_course_base(folder):
-    """The cached course-base model, or None if the cache is missing, stale or damaged."""
-    from safetensors.torch import load_file
-
+def read_model_info(folder):
+    """The ``config.json`` of a saved model folder as a dict, or None when it is missing or unreadable."""
     try:
-        meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    weights = folder / "model.safetensors"
-    current = json.loads(json.dumps(COURSE_BASE_RECIPE))  # as it reads back from JSON
-    if meta.get("recipe") != current or not weights.exists() or _sha256(weights) != meta.get("sha256"):
+
+
+def read_model_folder(folder, **expected):
+    """The GPTModel saved in ``folder`` (eval mode, CPU), or None when it is missing or not intact.
+
+    Not intact: config.json is unreadable, the weights do not match their SHA-256, or an
+    entry of config.json differs from ``expected`` (compared as JSON, e.g.
+    ``recipe=COURSE_BASE_RECIPE``: a model trained with another recipe does not count).
+    """
+    from safetensors.torch import load_file
+
+    meta = read_model_info(folder)
+    weights = Path(folder) / "model.safetensors"
+    if meta is None or not weights.exists() or sha256_of(weights) != meta.get("sha256"):
+        return None
+    if any(meta.get(key) != json.loads(json.dumps(value, default=_json_default)) for key, value in expected.items()):
         return None
     with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten anyway
-        model = GPTModel(course_base_config())
-    model.out_head.weight = model.tok_emb.weight
+        model = GPTModel(GPTConfig(**meta["config"]))
     state = load_file(weights)
-    state["out_head.weight"] = state["tok_emb.weight"]
+    if meta["tied_head"]:
+        model.out_head.weight = model.tok_emb.weight
+        state["out_head.weight"] = state["tok_emb.weight"]
     _check_state_dict(model, state, f"{weights}")
     model.load_state_dict(state)
     return model.eval()
 
 
+def course_base_dir():
+    """Where course-base lives: ``<course cache>/models/course-base`` (``settings().cache_dir``)."""
+    return settings().cache_dir / "models" / "course-base"
+
+
 def load_course_base(progress=True):
-    """course-base from the cache (settings().cache_dir/models/course-base), training it if needed.
+    """course-base from the cache (``course_base_dir()``), training it if needed.
 
     Returns a GPTModel in eval mode on the CPU, bit-identical whether it came from the cache
     or was just trained (the fresh weights are saved, then read back). Training prints what
     it does; the caller's random state is left unchanged either way.
     """
-    folder = _course_base_dir()
-    model = _read_course_base(folder)
+    folder = course_base_dir()
+    model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
     if model is None:
         print(f"course-base is not in the cache ({folder}); pretraining it now on Tiny Shakespeare "
               "+ The Verdict (under 3 minutes on a 2-core CPU, once per machine)")
         trained, history = train_course_base(progress=progress)
-        _save_course_base(trained, history, folder)
-        model = _read_course_base(folder)
+        save_model_folder(trained, folder, name="course-base", recipe=COURSE_BASE_RECIPE,
+                          steps=history["position"]["step"], tokens_seen=history["position"]["tokens_seen"],
+                          final_train_loss=history["train_losses"][-1], final_val_loss=history["val_losses"][-1])
+        model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
         print(f"saved course-base to {folder}")
     return model
 

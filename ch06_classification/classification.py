@@ -3,6 +3,7 @@
 """Chapter 6 — Fine-tuning for classification: an SMS spam filter"""
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -12,11 +13,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from shared import atomic_write, fetch, settings
+from shared import END_OF_TEXT_ID, atomic_write, fetch, settings
 
 CLASS_NAMES = ("ham", "spam")  # class index -> label name; "ham" is the data set's word for "not spam"
 SPLIT_NAMES = ("train", "validation", "test")
-PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, reused as the padding token
+PAD_TOKEN_ID = END_OF_TEXT_ID  # GPT-2's <|endoftext|>, reused as the padding token
 
 def load_sms_spam() -> pd.DataFrame:
     '''The SMS Spam Collection as a DataFrame with columns ``label`` ("ham"/"spam") and ``text``.
@@ -139,11 +140,25 @@ class SpamDataset(Dataset):
     def __getitem__(self, index):
         return self.input_ids[index], self.labels[index]
 
-SPAM_SETTINGS = {  # per profile: the base model and the fine-tuning recipe (sections 6.5 and 6.7)
-    "quick": {"base_model": "course-base", "train_all": True, "batch_size": 8,
-              "lr": 1e-3, "num_epochs": 2, "lr_decay": True},
-    "book": {"base_model": "gpt2-small (124M)", "train_all": False, "batch_size": 8,
-             "lr": 5e-5, "num_epochs": 5, "lr_decay": False},
+@dataclass(frozen=True)
+class SpamSettings:
+    """How chapter 6 fine-tunes the spam classifier in one profile (sections 6.5 and 6.7)."""
+
+    base_model: str                # a load_pretrained name
+    train_all: bool                # every parameter, or only the last block, the final norm and the head
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    num_epochs: int
+    linear_decay: bool             # the learning rate falls linearly to 0 over the run
+    max_steps: int | None = None   # stop after this many optimizer steps (None: every epoch)
+
+
+SPAM_SETTINGS = {  # per profile: the base model and the fine-tuning recipe
+    "quick": SpamSettings("course-base", train_all=True, batch_size=8, learning_rate=1e-3, weight_decay=0.1,
+                          num_epochs=2, linear_decay=True),
+    "book": SpamSettings("gpt2-small (124M)", train_all=False, batch_size=8, learning_rate=5e-5, weight_decay=0.1,
+                         num_epochs=5, linear_decay=False),
 }
 
 def prepare_for_classification(model: nn.Module, num_classes: int = 2, trainable_blocks: int = 1) -> nn.Module:
@@ -208,14 +223,15 @@ def calc_accuracy_loader(data_loader, model, device, num_batches=None) -> float:
     return correct / total
 
 def train_classifier(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
-                     scheduler=None):
+                     scheduler=None, max_steps=None):
     '''Fine-tune a classifier; return its history for plotting.
 
     Each step trains on one batch of ``train_loader``. Every ``eval_freq`` steps the model is
     evaluated on the first ``eval_iter`` batches of each loader (an estimate: cheap, but noisy).
     Returns a dict of equally long lists, one entry per evaluation: "examples_seen",
     "train_loss", "val_loss", "train_acc", "val_acc". ``scheduler`` (optional, a
-    ``torch.optim.lr_scheduler``) is stepped after every optimizer step. Leaves the model in eval mode.
+    ``torch.optim.lr_scheduler``) is stepped after every optimizer step. ``max_steps`` (optional)
+    ends training after that many steps. Leaves the model in eval mode.
     '''
     history = {key: [] for key in ("examples_seen", "train_loss", "val_loss", "train_acc", "val_acc")}
     examples_seen, step = 0, 0
@@ -239,9 +255,13 @@ def train_classifier(model, train_loader, val_loader, optimizer, device, num_epo
                     history[f"{split}_acc"].append(calc_accuracy_loader(loader, model, device, eval_iter))
                 model.train()
                 progress.set_postfix(train_loss=f"{history['train_loss'][-1]:.3f}", val_loss=f"{history['val_loss'][-1]:.3f}")
+            if step == max_steps:
+                break
         if history["examples_seen"]:
             tqdm.write(f"epoch {epoch + 1}: train accuracy {history['train_acc'][-1]:.1%}, "
                        f"validation accuracy {history['val_acc'][-1]:.1%} (last estimates)")
+        if step == max_steps:
+            break
     model.eval()
     return history
 
@@ -250,10 +270,11 @@ from torch.utils.data import DataLoader
 from shared import fast_path_options, get_device, gpt2_encoding, load_pretrained, set_sdpa, set_seed
 
 
-def finetune_spam_classifier(profile=None, device=None, prepare_model=None, seed=123, **overrides):
+def finetune_spam_classifier(profile=None, device=None, prepare_model=None, seed=123, recipe=None):
     '''Sections 6.2-6.7 in one call: splits, datasets, loaders, base model, new head, fine-tuning.
 
-    Follows the profile's SPAM_SETTINGS; keyword ``overrides`` replace entries of it (``lr=5e-3``).
+    Follows ``recipe``, a SpamSettings (default: the profile's, ``SPAM_SETTINGS``; change one
+    setting with ``dataclasses.replace(SPAM_SETTINGS["quick"], learning_rate=5e-3)``).
     ``prepare_model`` (optional) is called on the classifier once the new head is in place and the
     recipe has chosen the trainable parameters; it returns the model to fine-tune, and the optimizer
     trains every parameter that then has ``requires_grad``. Returns (model, history, loaders): the
@@ -261,37 +282,34 @@ def finetune_spam_classifier(profile=None, device=None, prepare_model=None, seed
     "validation" and "test" DataLoaders. ``seed`` sets the new head's random weights and the order
     of the training batches; the splits stay the same for every seed (section 6.7.3).
     '''
-    recipe = dict(SPAM_SETTINGS[settings(profile).profile])
-    unknown = set(overrides) - set(recipe)
-    if unknown:
-        raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}: choose from {sorted(recipe)}")
-    recipe.update(overrides)
+    recipe = recipe or SPAM_SETTINGS[settings(profile).profile]
     device = device or get_device()
     tokenizer, paths = gpt2_encoding(), prepare_spam_splits(seed=123)
-    model = load_pretrained(recipe["base_model"])
+    model = load_pretrained(recipe.base_model)
     train_ds = SpamDataset(paths["train"], tokenizer, context_length=model.config.context_length)
-    loaders = {"train": DataLoader(train_ds, batch_size=recipe["batch_size"], shuffle=True, drop_last=True,
+    loaders = {"train": DataLoader(train_ds, batch_size=recipe.batch_size, shuffle=True, drop_last=True,
                                    generator=torch.Generator().manual_seed(seed))}
     for split in ("validation", "test"):
         dataset = SpamDataset(paths[split], tokenizer, max_length=train_ds.max_length)
-        loaders[split] = DataLoader(dataset, batch_size=recipe["batch_size"])
+        loaders[split] = DataLoader(dataset, batch_size=recipe.batch_size)
 
     set_seed(seed)
     prepare_for_classification(model, num_classes=len(CLASS_NAMES), trainable_blocks=1)
-    if recipe["train_all"]:
+    if recipe.train_all:
         model.requires_grad_(True)
     if prepare_model is not None:
         model = prepare_model(model)
     model.to(device)
     set_seed(seed)
     set_sdpa(model, True)
-    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=recipe["lr"],
-                                  weight_decay=0.1, fused=fast_path_options(device)["fused_adamw"])
-    total_steps = recipe["num_epochs"] * len(loaders["train"])
+    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=recipe.learning_rate,
+                                  weight_decay=recipe.weight_decay, fused=fast_path_options(device)["fused_adamw"])
+    total_steps = recipe.num_epochs * len(loaders["train"])
     scheduler = (torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
-                 if recipe["lr_decay"] else None)
+                 if recipe.linear_decay else None)
     history = train_classifier(model, loaders["train"], loaders["validation"], optimizer, device,
-                               num_epochs=recipe["num_epochs"], eval_freq=20, eval_iter=5, scheduler=scheduler)
+                               num_epochs=recipe.num_epochs, eval_freq=20, eval_iter=5, scheduler=scheduler,
+                               max_steps=recipe.max_steps)
     return model.eval(), history, loaders
 
 @torch.no_grad()

@@ -2,7 +2,6 @@
 # change the notebook's `#| export` cells and run `llm-course export` again.
 """Chapter 7 — Instruction fine-tuning: from a base model to an assistant you can evaluate"""
 
-import hashlib
 import json
 import random
 import re
@@ -11,19 +10,17 @@ import sys
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load, save
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from shared import (
-    GPTConfig,
-    GPTModel,
+    END_OF_TEXT,
+    END_OF_TEXT_ID,
     KVCache,
     atomic_write,
     fetch,
@@ -31,7 +28,9 @@ from shared import (
     get_device,
     gpt2_encoding,
     load_pretrained,
+    read_model_folder,
     sample_next_token,
+    save_model_folder,
     set_seed,
     settings,
     text_to_token_ids,
@@ -50,6 +49,7 @@ class FinetuneSettings:
     weight_decay: float
     max_new_tokens: int   # longest answer generated for a test example
     mask_prompt: bool     # hide the prompt tokens from the loss (section 7.3)
+    max_steps: int | None = None  # stop after this many optimizer steps (None: every epoch)
 
 
 FINETUNE_SETTINGS = {
@@ -188,7 +188,7 @@ def make_instruction_loaders(train_entries, val_entries, tokenizer, batch_size, 
     val_loader = DataLoader(InstructionDataset(val_entries, tokenizer), batch_size=batch_size, collate_fn=collate)
     return train_loader, val_loader
 
-def finetune(model, train_loader, val_loader, ft, device, eval_freq=20, eval_iter=5, start_context=None,
+def finetune(model, train_loader, val_loader, recipe, device, eval_freq=20, eval_iter=5, start_context=None,
              tokenizer=None):
     """Fine-tune ``model`` in place with chapter 5's ``train_model``; return its history.
 
@@ -199,42 +199,39 @@ def finetune(model, train_loader, val_loader, ft, device, eval_freq=20, eval_ite
     after every epoch.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=ft.learning_rate, weight_decay=ft.weight_decay)
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     return train_model(
-        model, train_loader, val_loader, optimizer, device, ft.num_epochs, eval_freq, eval_iter,
-        start_context, tokenizer, warmup_steps=min(10, len(train_loader)), cosine_decay=True,
-        min_lr=ft.learning_rate / 10, grad_clip=1.0,
+        model, train_loader, val_loader, optimizer, device, recipe.num_epochs, eval_freq, eval_iter,
+        start_context, tokenizer, warmup_steps=min(10, len(train_loader), recipe.max_steps or 10), cosine_decay=True,
+        min_lr=recipe.learning_rate / 10, grad_clip=1.0, max_steps=recipe.max_steps,
     )
 
 
-def finetune_instruction_model(profile=None, device=None, prepare_model=None, ft=None):
+def finetune_instruction_model(profile=None, device=None, prepare_model=None, recipe=None):
     """Sections 7.2-7.6 in one call: data, split, loaders, base model and fine-tuning.
 
-    ``ft`` replaces the profile's FinetuneSettings (e.g. ``dataclasses.replace(FINETUNE_SETTINGS["quick"],
+    ``recipe`` replaces the profile's FinetuneSettings (e.g. ``dataclasses.replace(FINETUNE_SETTINGS["quick"],
     learning_rate=5e-3)``). ``prepare_model`` (optional) receives the base model on ``device``
     before the optimizer is built and returns the model to fine-tune; only the parameters that
     then have ``requires_grad`` are trained.
     Returns (model, history), the model in eval mode on ``device``. Data, split, seeds
-    and settings are the chapter's; the notebook's numbers differ slightly, because it
-    also evaluates the untrained model on the training loader, which draws one more
-    shuffle from the loader's random generator before training starts.
+    and settings are the chapter's, so the notebook's cells give the same numbers.
     """
-    ft = ft or FINETUNE_SETTINGS[settings(profile).profile]
+    recipe = recipe or FINETUNE_SETTINGS[settings(profile).profile]
     device = device or get_device()
     tokenizer = gpt2_encoding()
     train_entries, _, val_entries = split_entries(load_instruction_data(), seed=123)
-    model = load_pretrained(ft.base_model).to(device)
+    model = load_pretrained(recipe.base_model).to(device)
     if prepare_model is not None:
         model = prepare_model(model)
     train_loader, val_loader = make_instruction_loaders(
-        train_entries, val_entries, tokenizer, ft.batch_size, model.config.context_length, device=device,
-        mask_prompt=ft.mask_prompt,
+        train_entries, val_entries, tokenizer, recipe.batch_size, model.config.context_length, device=device,
+        mask_prompt=recipe.mask_prompt,
     )
     set_seed(123)
-    history = finetune(model, train_loader, val_loader, ft, device)
+    history = finetune(model, train_loader, val_loader, recipe, device)
     return model.eval(), history
 
-END_OF_TEXT = "<|endoftext|>"
 NEW_SECTION = re.compile(r"^\s*###", flags=re.MULTILINE)  # a line that starts another "### ..." block
 
 
@@ -256,9 +253,6 @@ def extract_response(text, header=RESPONSE_HEADER):
     response = NEW_SECTION.split(response, maxsplit=1)[0]
     return response.strip()
 
-EOS_ID = 50256  # GPT-2's <|endoftext|>: the end of every training answer
-
-
 def generate_response(model, tokenizer, prompt, max_new_tokens, temperature=0.0, top_k=None, header=RESPONSE_HEADER):
     """The model's answer to one prompt: generate until end-of-text, then ``extract_response``.
 
@@ -268,7 +262,7 @@ def generate_response(model, tokenizer, prompt, max_new_tokens, temperature=0.0,
     device = next(model.parameters()).device
     idx = text_to_token_ids(prompt, tokenizer).to(device)  # (1, prompt_tokens)
     out = generate(model, idx, max_new_tokens, context_size=model.config.context_length,
-                   temperature=temperature, top_k=top_k, eos_id=EOS_ID, use_cache=True)
+                   temperature=temperature, top_k=top_k, eos_id=END_OF_TEXT_ID, use_cache=True)
     return extract_response(token_ids_to_text(out, tokenizer), header=header)
 
 
@@ -420,12 +414,38 @@ def judge_prompt(entry, response):
     )
 
 
+class UnparseableReply(JudgeError):
+    """The judge's reply holds no score between 0 and 100."""
+
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+RANGE = re.compile(r"\d+(?:\.\d+)?\s*(?:to|-|–|—)\s*\d+(?:\.\d+)?")  # "0 to 100", "0-100"
+DENOMINATOR = re.compile(r"\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE)  # "/100", "out of 100"
+
+
 def parse_score(reply):
-    """The first integer in the judge's reply; JudgeError unless it is in 0..100."""
-    match = re.search(r"\d+", reply)
-    if match is None or not 0 <= int(match.group()) <= 100:
-        raise JudgeError(f"the judge's reply holds no score between 0 and 100: {reply[:200]!r}")
-    return int(match.group())
+    """The score a judge's reply gives: its last number that stands as an answer, 0..100.
+
+    A judge does not always reply with the bare integer the prompt asks for. Numbers that
+    only state the scale are passed over: both ends of a range ("on a scale of 0 to 100")
+    and a denominator ("70/100" and "70 out of 100" give 70). A score out of anything but
+    100 ("7/10"), a fraction ("8.5"), a number above 100 or no number at all raise
+    ``UnparseableReply``.
+    """
+    text = str(reply)
+    in_range = {m.start() for r in RANGE.finditer(text) for m in NUMBER.finditer(text, r.start(), r.end())}
+    denominators, candidates = set(), []
+    for m in NUMBER.finditer(text):
+        if m.start() in in_range or m.start() in denominators:
+            continue
+        below = DENOMINATOR.match(text, m.end())
+        if below:
+            denominators.add(below.start(1))
+        candidates.append((m.group(), below.group(1) if below else None))
+    number, denominator = candidates[-1] if candidates else (None, None)
+    if number is None or denominator not in (None, "100") or not number.isdigit() or int(number) > 100:
+        raise UnparseableReply(f"the judge's reply holds no score between 0 and 100: {text[:200]!r}")
+    return int(number)
 
 
 def judge_responses(entries, responses, model="llama3", url=OLLAMA_URL):
@@ -449,35 +469,18 @@ def instruction_model_dir(profile=None):
     return cfg.cache_dir / "models" / f"{slug}-instruct"
 
 
-def save_instruction_model(model, folder, **info):
-    """Save ``model`` to ``folder`` as ``model.safetensors`` + ``config.json``, each atomically.
-
-    config.json holds the GPTConfig, whether the output head is tied to the token
-    embedding (a tied matrix is stored once), the weights' sha256 and any ``info``
-    given (e.g. losses). It is written last: a folder without it holds no model.
-    """
-    folder = Path(folder)
-    tied = model.out_head.weight is model.tok_emb.weight
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
-             if not (tied and name == "out_head.weight")}
-    weights = save(state)
-    atomic_write(folder / "model.safetensors", weights)
-    meta = {"config": asdict(model.config), "tied_head": tied, "sha256": hashlib.sha256(weights).hexdigest(), **info}
-    atomic_write(folder / "config.json", json.dumps(meta, indent=2))
-
-
 def load_instruction_model(profile=None, device=None, train_if_missing=True):
     """The profile's instruction-tuned GPT, in eval mode on ``device`` (default: ``get_device()``).
 
     Loads what chapter 7 saved in ``instruction_model_dir(profile)``. When nothing
-    (or nothing intact: the weights must match the sha256 in config.json) is there,
+    (or nothing intact: chapter 5's ``read_model_folder`` checks the weights' SHA-256) is there,
     fine-tunes it first with ``finetune_instruction_model`` and saves it (a few
     minutes on a CPU in the quick profile), unless ``train_if_missing=False``, which
     raises FileNotFoundError instead.
     """
     device = device or get_device()
     folder = instruction_model_dir(profile)
-    model = read_instruction_model(folder)
+    model = read_model_folder(folder)
     if model is None:
         if not train_if_missing:
             raise FileNotFoundError(
@@ -486,29 +489,11 @@ def load_instruction_model(profile=None, device=None, train_if_missing=True):
             )
         print(f"No fine-tuned model in {folder}: fine-tuning one now, as in chapter 7.")
         trained, history = finetune_instruction_model(profile, device)
-        save_instruction_model(trained, folder, val_loss=history["val_losses"][-1])
-        model = read_instruction_model(folder)
+        save_model_folder(trained, folder, val_loss=history["val_losses"][-1])
+        model = read_model_folder(folder)
     return model.to(device).eval()
 
-
-def read_instruction_model(folder):
-    """The model saved in ``folder``, or None when it is missing or its weights do not match."""
-    try:
-        meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        weights = (folder / "model.safetensors").read_bytes()
-    except (OSError, ValueError):
-        return None
-    if hashlib.sha256(weights).hexdigest() != meta.get("sha256"):
-        return None
-    model = GPTModel(GPTConfig(**meta["config"]))
-    state = load(weights)
-    if meta["tied_head"]:
-        model.out_head.weight = model.tok_emb.weight
-        state["out_head.weight"] = state["tok_emb.weight"]
-    model.load_state_dict(state)
-    return model
-
-def stream_tokens(model, idx, max_new_tokens, temperature=0.0, top_k=None, eos_id=EOS_ID):
+def stream_tokens(model, idx, max_new_tokens, temperature=0.0, top_k=None, eos_id=END_OF_TEXT_ID):
     """Yield new token ids (ints) one at a time, as soon as each is chosen.
 
     idx (1, prompt_tokens) on the model's device. The prompt is read once into a

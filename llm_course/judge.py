@@ -1,55 +1,23 @@
-"""An LLM judge that cannot stop a run: score parsing, failure reasons, a server probe.
+"""An LLM judge that cannot stop a run: failure reasons, retries, a server probe.
 
 Chapter 7 asks a local Ollama server to grade each answer ("Reply with the integer
-score only"). A judge model does not always obey, and a server can stall, drop the
-connection or answer garbage. ``judge_all`` turns each such failure into a skipped
-answer with a reason (``"timeout"``, ``"connection dropped"``, ``"unparseable reply"``, ...),
-so the scores that did arrive still count. This module imports no chapter: the caller
-passes the function that asks the judge (chapter 7's ``query_ollama``).
+score only") and reads the score with its ``parse_score``. A judge model does not always
+obey, and a server can stall, drop the connection or answer garbage. ``judge_all`` turns
+each such failure into a skipped answer with a reason (``"timeout"``, ``"connection
+dropped"``, ``"unparseable reply"``, ...), so the scores that did arrive still count. The
+caller passes the function that asks the judge (chapter 7's ``query_ollama``).
 """
 
 import http.client
 import json
-import re
 import urllib.error
 import urllib.request
 from collections import Counter
 
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
-RANGE = re.compile(r"\d+(?:\.\d+)?\s*(?:to|-|–|—)\s*\d+(?:\.\d+)?")     # "0 to 100", "0-100"
-DENOMINATOR = re.compile(r"\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE)  # "/100", "out of 100"
+from ch07_instruction.instruction import UnparseableReply, parse_score
+
 TRANSIENT = ("timeout", "connection refused", "connection dropped", "connection error")
 GAVE_UP = "not asked (the judge had stopped answering)"
-
-
-class UnparseableReply(ValueError):
-    """The judge's reply holds no score between 0 and 100."""
-
-
-def parse_score(reply):
-    """The score a judge's reply gives: its last number that stands as an answer, 0..100.
-
-    Numbers that only state the scale are passed over: both ends of a range ("on a scale
-    of 0 to 100") and a denominator ("70/100", "70 out of 100" give 70). A score out of
-    anything but 100 ("7/10"), a fraction ("8.5"), a number above 100 or no number at all
-    raise ``UnparseableReply``.
-    """
-    text = str(reply)
-    in_range = {m.start() for r in RANGE.finditer(text) for m in NUMBER.finditer(text, r.start(), r.end())}
-    denominators, candidates = set(), []
-    for m in NUMBER.finditer(text):
-        if m.start() in in_range or m.start() in denominators:
-            continue
-        below = DENOMINATOR.match(text, m.end())
-        if below:
-            denominators.add(below.start(1))
-        candidates.append((m.group(), below.group(1) if below else None))
-    if not candidates:
-        raise UnparseableReply(f"no score in the judge's reply: {text[:200]!r}")
-    number, denominator = candidates[-1]
-    if denominator not in (None, "100") or not number.isdigit() or int(number) > 100:
-        raise UnparseableReply(f"no score between 0 and 100 in the judge's reply: {text[:200]!r}")
-    return int(number)
 
 
 def _causes(exc):

@@ -89,7 +89,7 @@ class Stage:
 
 def base_models(profile):
     """The pretrained models the profile fine-tunes (chapter 6's, then chapter 7's), once each."""
-    names = [ch06.SPAM_SETTINGS[profile]["base_model"], ch07.FINETUNE_SETTINGS[profile].base_model]
+    names = [ch06.SPAM_SETTINGS[profile].base_model, ch07.FINETUNE_SETTINGS[profile].base_model]
     return list(dict.fromkeys(names))
 
 
@@ -102,7 +102,7 @@ def base_recipe(profile):
 
 def base_data(profile):
     return tuple(entry for name in base_models(profile)
-                 for entry in (ch05.COURSE_BASE_RECIPE["texts"] if name == "course-base" else [ch05.GPT2_WEIGHTS[name]]))
+                 for entry in (list(ch05.COURSE_BASE_RECIPE.texts) if name == "course-base" else [ch05.GPT2_WEIGHTS[name]]))
 
 
 def _history(history, keys):
@@ -133,14 +133,6 @@ def check_tokenizer(ctx):
 
 # --- 2. base model ------------------------------------------------------------------------------
 
-def _course_base_meta():
-    """course-base's config.json in the course cache (chapter 5 writes it), or None."""
-    try:
-        return json.loads((ch05._course_base_dir() / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def pretrain_base(ctx):
     """Load every base model with chapter 5's load_pretrained (course-base is pretrained if not cached).
 
@@ -149,16 +141,16 @@ def pretrain_base(ctx):
     """
     models, artifacts = [], []
     for name in base_models(ctx.profile):
-        before = _course_base_meta() if name == "course-base" else None
+        before = ch05.read_model_info(ch05.course_base_dir()) if name == "course-base" else None
         start = time.perf_counter()
         model = ch05.load_pretrained(name)
         info = {"name": name, "parameters": sum(p.numel() for p in model.parameters()),
                 "config": dataclasses.asdict(model.config), "seconds": time.perf_counter() - start}
         if name == "course-base":
-            meta = _course_base_meta()
+            meta = ch05.read_model_info(ch05.course_base_dir())
             info["source"] = "reused from the course cache" if meta == before else "pretrained now (chapter 5)"
             info.update({key: meta[key] for key in ("steps", "tokens_seen", "final_train_loss", "final_val_loss")})
-            artifacts += [str(ch05._course_base_dir() / file) for file in ("model.safetensors", "config.json")]
+            artifacts += [str(ch05.course_base_dir() / file) for file in ("model.safetensors", "config.json")]
         else:
             info["source"] = "OpenAI's GPT-2 weights (data registry)"
         models.append(info)
@@ -174,7 +166,7 @@ def _base_summary(result):
 def base_eval_recipe(profile):
     """The validation text: course_base_texts() is cut from these files at this fraction."""
     recipe = ch05.COURSE_BASE_RECIPE
-    return {"texts": recipe["texts"], "val_fraction": recipe["val_fraction"]}
+    return {"texts": list(recipe.texts), "val_fraction": recipe.val_fraction}
 
 
 def base_eval_data(profile):
@@ -236,7 +228,7 @@ def finetune_spam(ctx):
     model, history, loaders = ch06.finetune_spam_classifier(ctx.profile, ctx.device)
     accuracy = {split: ch06.calc_accuracy_loader(loader, model, ctx.device) for split, loader in loaders.items()}
     predicted, true = ch06.predict_loader(model, loaders["test"], ctx.device)
-    return {"base_model": ch06.SPAM_SETTINGS[ctx.profile]["base_model"],
+    return {"base_model": ch06.SPAM_SETTINGS[ctx.profile].base_model,
             "examples": {split: len(loader.dataset) for split, loader in loaders.items()},
             "max_length": loaders["train"].dataset.max_length, "accuracy": accuracy,
             "class_names": list(ch06.CLASS_NAMES), "confusion": ch06.confusion_matrix(predicted, true),
@@ -253,7 +245,7 @@ def finetune_instructions(ctx):
     """Chapter 7's finetune_instruction_model, saved into the run folder for `llm-course chat --run`."""
     model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device)
     folder = ctx.out / INSTRUCT_MODEL_DIR
-    ch07.save_instruction_model(model, folder, profile=ctx.profile,
+    ch05.save_model_folder(model, folder, profile=ctx.profile,
                                 base_model=ch07.FINETUNE_SETTINGS[ctx.profile].base_model,
                                 val_loss=history["val_losses"][-1])
     return {"history": _history(history, ("steps", "tokens_seen", "train_losses", "val_losses")),
@@ -277,7 +269,7 @@ def _test_items(ctx):
 
 def read_run_model(run_dir, device=None):
     """The instruction-tuned model a run saved in ``run_dir`` (eval mode), or None if there is none."""
-    model = ch07.read_instruction_model(Path(run_dir) / INSTRUCT_MODEL_DIR)
+    model = ch05.read_model_folder(Path(run_dir) / INSTRUCT_MODEL_DIR)
     return None if model is None else model.to(device or "cpu").eval()
 
 

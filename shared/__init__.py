@@ -22,6 +22,9 @@ _EXPORTS = {
     "ChecksumError": "shared.data",
     "FetchError": "shared.data",
     "gpt2_encoding": "shared.data",
+    "END_OF_TEXT": "shared.data",
+    "END_OF_TEXT_ID": "shared.data",
+    "sha256_of": "shared.data",
     "atomic_write": "shared.files",
     # ch01
     "count_gpt_parameters": "ch01_intro.intro",
@@ -53,6 +56,10 @@ _EXPORTS = {
     "load_gpt2_weights": "ch05_pretraining.pretraining",
     "load_pretrained": "ch05_pretraining.pretraining",
     "course_base_config": "ch05_pretraining.pretraining",
+    "course_base_dir": "ch05_pretraining.pretraining",
+    "save_model_folder": "ch05_pretraining.pretraining",
+    "read_model_folder": "ch05_pretraining.pretraining",
+    "read_model_info": "ch05_pretraining.pretraining",
     "set_sdpa": "ch05_pretraining.pretraining",
     "fast_path_options": "ch05_pretraining.pretraining",
     # ch06

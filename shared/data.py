@@ -66,6 +66,7 @@ class DataFile:
 
 
 def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in 1 MiB chunks: files can be gigabytes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -384,6 +385,10 @@ def tiktoken_cache_files(folder) -> dict[str, Path]:
     tiktoken names each cached file after the SHA-1 of the URL it would download.
     """
     return {name: Path(folder) / hashlib.sha1(url.encode()).hexdigest() for name, url in _TIKTOKEN_FILES.items()}
+
+
+END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator: between texts, after every training answer
+END_OF_TEXT_ID = 50256         # its id in GPT-2's vocabulary (the last one); also the course's padding id
 
 
 @lru_cache(maxsize=1)

@@ -568,8 +568,9 @@ def test_load_pretrained_uses_a_local_copy(course_env, tmp_path, monkeypatch):
 
 # --- course-base ---------------------------------------------------------------------------
 
-TINY_RECIPE = dict(ch05.COURSE_BASE_RECIPE, max_steps=3, warmup_steps=1, eval_freq=2, eval_iter=1, batch_size=2,
-                   config=dict(ch05.COURSE_BASE_RECIPE["config"], context_length=16, emb_dim=8, n_heads=2, n_layers=1))
+TINY_RECIPE = dataclasses.replace(
+    ch05.COURSE_BASE_RECIPE, max_steps=3, warmup_steps=1, eval_freq=2, eval_iter=1, batch_size=2,
+    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=16, emb_dim=8, n_heads=2, n_layers=1))
 
 
 @pytest.fixture
@@ -612,7 +613,7 @@ def test_course_base_retrains_when_the_cache_is_damaged_or_stale(tiny_course_bas
     assert "pretraining it now" in capsys.readouterr().out
     assert torch.equal(first.tok_emb.weight, again.tok_emb.weight)  # deterministic retraining
 
-    monkeypatch.setattr(ch05, "COURSE_BASE_RECIPE", dict(TINY_RECIPE, max_steps=2))
+    monkeypatch.setattr(ch05, "COURSE_BASE_RECIPE", dataclasses.replace(TINY_RECIPE, max_steps=2))
     changed = load_pretrained("course-base")
     assert "pretraining it now" in capsys.readouterr().out
     assert not torch.equal(first.tok_emb.weight, changed.tok_emb.weight)

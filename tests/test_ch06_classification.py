@@ -4,6 +4,7 @@ Model tests use a tiny random GPTModel, so they need neither course-base nor GPT
 The data tests read the SMS Spam Collection through ``fetch`` (cache or mirror).
 """
 
+import dataclasses
 from collections import Counter
 
 import pandas as pd
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from ch06_classification.classification import (
     CLASS_NAMES, SpamDataset, balance_classes, calc_accuracy_loader, calc_class_loss_loader,
-    SPAM_SETTINGS, classify_text, confusion_matrix, load_sms_spam, pad_or_truncate, predict_loader,
+    SPAM_SETTINGS, SpamSettings, classify_text, confusion_matrix, load_sms_spam, pad_or_truncate, predict_loader,
     prepare_for_classification, prepare_spam_splits, split_dataset, train_classifier,
 )
 from shared import GPTConfig, GPTModel, fetch, gpt2_encoding, set_seed
@@ -305,11 +306,12 @@ def test_confusion_matrix_on_a_hand_made_case():
     assert confusion_matrix([0, 1, 1, 1, 0], [0, 0, 1, 1, 1]) == [[1, 1], [1, 2]]
 
 
-def test_every_profile_has_a_complete_recipe():
-    keys = {"base_model", "train_all", "batch_size", "lr", "num_epochs", "lr_decay"}
+def test_every_profile_has_a_frozen_recipe():
     assert set(SPAM_SETTINGS) == {"quick", "book"}
-    assert all(set(recipe) == keys for recipe in SPAM_SETTINGS.values())
-    assert SPAM_SETTINGS["book"]["base_model"] == "gpt2-small (124M)"
+    assert all(isinstance(recipe, SpamSettings) for recipe in SPAM_SETTINGS.values())
+    assert SPAM_SETTINGS["book"].base_model == "gpt2-small (124M)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SPAM_SETTINGS["quick"].learning_rate = 1.0
 
 
 def test_finetune_spam_classifier_trains_what_the_hook_leaves_trainable(tmp_path, monkeypatch):
@@ -330,20 +332,14 @@ def test_finetune_spam_classifier_trains_what_the_hook_leaves_trainable(tmp_path
         seen["head"] = model.out_head.weight.detach().clone()
         return model
 
-    model, history, loaders = classification.finetune_spam_classifier("quick", "cpu", prepare_model=head_only, num_epochs=1)
+    model, history, loaders = classification.finetune_spam_classifier(
+        "quick", "cpu", prepare_model=head_only, recipe=dataclasses.replace(SPAM_SETTINGS["quick"], num_epochs=1))
     params = dict(model.named_parameters())
     assert seen["classes"] == len(CLASS_NAMES)
     assert all(torch.equal(params[name], before) for name, before in seen["frozen"].items())
     assert not torch.equal(model.out_head.weight, seen["head"])
     assert set(loaders) == {"train", "validation", "test"} and len(loaders["test"].dataset) == 300
     assert history["examples_seen"] and not model.training
-
-
-def test_finetune_spam_classifier_rejects_an_unknown_setting():
-    from ch06_classification.classification import finetune_spam_classifier
-
-    with pytest.raises(ValueError, match=r"unknown recipe setting\(s\) \['learning_rate'\]"):
-        finetune_spam_classifier("quick", "cpu", learning_rate=1e-3)
 
 
 def test_reinitialise_weights_replaces_everything_but_the_head():
@@ -381,9 +377,10 @@ def test_finetune_spam_classifier_seed_changes_the_run_not_the_data(tmp_path, mo
         return GPTModel(config)
 
     monkeypatch.setattr(classification, "load_pretrained", base)
-    runs = {seed: classification.finetune_spam_classifier("quick", "cpu", seed=seed, num_epochs=1, batch_size=64)
+    FAST = dataclasses.replace(SPAM_SETTINGS["quick"], num_epochs=1, batch_size=64)
+    runs = {seed: classification.finetune_spam_classifier("quick", "cpu", seed=seed, recipe=FAST)
             for seed in (1, 2)}
-    again = classification.finetune_spam_classifier("quick", "cpu", seed=1, num_epochs=1, batch_size=64)
+    again = classification.finetune_spam_classifier("quick", "cpu", seed=1, recipe=FAST)
     assert torch.equal(again[0].out_head.weight, runs[1][0].out_head.weight), "the same seed repeats the run"
     assert not torch.equal(runs[2][0].out_head.weight, runs[1][0].out_head.weight)
     assert runs[1][2]["test"].dataset.input_ids.tolist() == runs[2][2]["test"].dataset.input_ids.tolist()

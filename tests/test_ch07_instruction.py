@@ -30,7 +30,6 @@ from ch07_instruction.instruction import (
     ollama_is_running,
     query_ollama,
     rouge_l,
-    save_instruction_model,
     save_responses,
     score_responses,
     split_entries,
@@ -38,6 +37,7 @@ from ch07_instruction.instruction import (
     token_f1,
 )
 from shared import (
+    save_model_folder,
     GPTConfig,
     GPTModel,
     InstructionDataset,
@@ -424,7 +424,7 @@ def test_chat_sampling_is_repeatable_with_a_seed():
 
 def test_saved_model_reloads_identically(course_env):
     model = tiny_model()
-    save_instruction_model(model, instruction_model_dir())
+    save_model_folder(model, instruction_model_dir())
     reloaded = load_instruction_model(device="cpu", train_if_missing=False)
     assert reloaded.config == model.config
     for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values()):
@@ -432,7 +432,7 @@ def test_saved_model_reloads_identically(course_env):
 
 
 def test_damaged_weights_count_as_missing(course_env):
-    save_instruction_model(tiny_model(), instruction_model_dir())
+    save_model_folder(tiny_model(), instruction_model_dir())
     weights = instruction_model_dir() / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10])  # e.g. a copy that stopped short
     with pytest.raises(FileNotFoundError, match="no fine-tuned model"):
@@ -471,7 +471,7 @@ def test_finetune_instruction_model_trains_what_the_hook_leaves_trainable(monkey
         return model
 
     ft = replace(instruction.FINETUNE_SETTINGS["quick"], num_epochs=1, batch_size=128)
-    model, history = instruction.finetune_instruction_model("quick", "cpu", prepare_model=freeze_positions, ft=ft)
+    model, history = instruction.finetune_instruction_model("quick", "cpu", prepare_model=freeze_positions, recipe=ft)
     assert torch.equal(model.pos_emb.weight, seen["pos"])
     assert not torch.equal(model.trf_blocks[0].ff.layers[0].weight, seen["block"])
     assert history["train_losses"] and not model.training

@@ -33,14 +33,12 @@ def save_course_base(folder: Path) -> None:
     """A course-base in the cache layout, with random weights: loading it must not need training."""
     import torch
 
-    from ch05_pretraining.pretraining import _save_course_base
-    from shared import GPTModel, course_base_config
+    from shared import COURSE_BASE_RECIPE, GPTModel, course_base_config, save_model_folder
 
     torch.manual_seed(0)
     model = GPTModel(course_base_config())
     model.out_head.weight = model.tok_emb.weight
-    history = {"position": {"step": 0, "tokens_seen": 0}, "train_losses": [0.0], "val_losses": [0.0]}
-    _save_course_base(model, history, folder)
+    save_model_folder(model, folder, name="course-base", recipe=COURSE_BASE_RECIPE)
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +268,7 @@ def test_chapter_6_uses_the_bundles_course_base_without_training(bundle, tmp_pat
     def no_training(*args, **kwargs):
         raise AssertionError("course-base was trained again")
     monkeypatch.setattr(pretraining, "train_course_base", no_training)
-    name = SPAM_SETTINGS["quick"]["base_model"]  # what chapter 6 loads in `quick`
+    name = SPAM_SETTINGS["quick"].base_model  # what chapter 6 loads in `quick`
 
     monkeypatch.setenv("LLM_COURSE_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(AssertionError, match="trained again"):  # without the bundle it would train

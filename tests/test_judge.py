@@ -16,7 +16,8 @@ import torch
 from ch07_instruction import instruction as ch07
 from ollama_stub import DIGEST, DROP, ERROR, GARBAGE, NOT_HTTP, STALL, OllamaStub
 from llm_course import stages
-from llm_course.judge import UnparseableReply, failure_kind, judge_all, parse_score
+from ch07_instruction.instruction import UnparseableReply, parse_score
+from llm_course.judge import failure_kind, judge_all
 
 TIMEOUT = 0.5
 

@@ -40,8 +40,9 @@ def closed_port_url():
 
 
 STAGE_NAMES = [stage.name for stage in stages.STAGES]
-TINY_BASE = dict(ch05.COURSE_BASE_RECIPE, max_steps=24, warmup_steps=2, eval_freq=12, eval_iter=2,
-                 config=dict(ch05.COURSE_BASE_RECIPE["config"], context_length=128, emb_dim=32, n_heads=2, n_layers=2))
+TINY_BASE = dataclasses.replace(
+    ch05.COURSE_BASE_RECIPE, max_steps=24, warmup_steps=2, eval_freq=12, eval_iter=2,
+    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=128, emb_dim=32, n_heads=2, n_layers=2))
 NO_JUDGE = closed_port_url().removesuffix("/file")  # nothing listens there: the judge is skipped
 TINY_PLAN = stages.RunPlan(tokenizer_chars=3000, eval_batches=2, eval_batch_size=4, sample_tokens=8,
                            instruction_examples=4, max_new_tokens=8, report_examples=2,
@@ -91,7 +92,7 @@ def tiny(tmp_path_factory):
         mp.setenv("LLM_COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.setenv("LLM_COURSE_PROFILE", "quick")
         mp.setattr(ch05, "COURSE_BASE_RECIPE", TINY_BASE)
-        mp.setitem(ch06.SPAM_SETTINGS, "quick", dict(ch06.SPAM_SETTINGS["quick"], num_epochs=1))
+        mp.setitem(ch06.SPAM_SETTINGS, "quick", dataclasses.replace(ch06.SPAM_SETTINGS["quick"], num_epochs=1))
         mp.setitem(ch07.FINETUNE_SETTINGS, "quick", dataclasses.replace(ch07.FINETUNE_SETTINGS["quick"], num_epochs=1))
         mp.setattr(ch07, "load_instruction_data", lambda: list(entries))
         mp.setitem(stages.PLANS, "quick", TINY_PLAN)
@@ -240,11 +241,11 @@ def test_a_changed_recipe_reruns_that_stage_and_those_after_it_only(run, tiny):
     stored = {name: record["fingerprint"] for name, record in run.records.items()}
     assert fingerprints() == stored
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(ch06.SPAM_SETTINGS, "quick", dict(ch06.SPAM_SETTINGS["quick"], lr=1e-4))
+        mp.setitem(ch06.SPAM_SETTINGS, "quick", dataclasses.replace(ch06.SPAM_SETTINGS["quick"], learning_rate=1e-4))
         changed = {name for name, fp in fingerprints().items() if fp != stored[name]}
     assert changed == {"spam"}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ch05, "COURSE_BASE_RECIPE", dict(TINY_BASE, max_steps=25))
+        mp.setattr(ch05, "COURSE_BASE_RECIPE", dataclasses.replace(TINY_BASE, max_steps=25))
         changed = {name for name, fp in fingerprints().items() if fp != stored[name]}
     assert changed == set(STAGE_NAMES) - {"tokenizer", "smollm2-eval"}  # SmolLM2 and the baselines need no base
     record = run.records["instruct"]
@@ -282,7 +283,7 @@ def test_a_deleted_course_base_reruns_the_base_stage_and_says_why(run, tmp_path)
     shutil.copytree(run.out, copy)
     files = run.records["base"]["artifacts"]
     assert sorted(os.path.basename(path) for path in files) == ["config.json", "model.safetensors"]
-    shutil.rmtree(ch05._course_base_dir())
+    shutil.rmtree(ch05.course_base_dir())
     code, stdout, stderr = llm_course("run", "--out", copy)
     assert code == 0, stderr
     announced = next(line for line in stdout.splitlines() if re.match(r"\[\d/\d\] base .*\.\.\.$", line))
