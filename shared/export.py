@@ -107,7 +107,7 @@ def public_names(notebook: Path) -> list[str]:
     return sorted({name for cell in export_cells(notebook) for name in defined_names(cell.source)})
 
 
-def _ruff() -> list[str]:
+def ruff_command() -> list[str]:
     """The command that runs ruff: the one installed with this Python, else the one on PATH."""
     beside_python = shutil.which("ruff", path=str(Path(sys.executable).parent))
     if beside_python:
@@ -130,7 +130,7 @@ def format_source(text: str, path: Path) -> str:
     settings = ["--config", str(REPO_ROOT / "pyproject.toml"), "--stdin-filename", str(path)]
     steps = (["check", "--select", "I", "--fix-only", "--quiet", *settings, "-"], ["format", *settings, "-"])
     for step in steps:
-        result = subprocess.run([*_ruff(), *step], input=text, capture_output=True, text=True, encoding="utf-8")
+        result = subprocess.run([*ruff_command(), *step], input=text, capture_output=True, text=True, encoding="utf-8")
         if result.returncode != 0:
             raise ExportError(f"ruff {step[0]} failed on the code for {path}:\n{result.stderr}")
         text = result.stdout
