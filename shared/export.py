@@ -95,11 +95,19 @@ def defined_names(source: str) -> list[str]:
             names.append(node.name)
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name) and CONSTANT.fullmatch(name.id):
-                        names.append(name.id)
+            names += [name for target in targets for name in _bound_names(target) if CONSTANT.fullmatch(name)]
     return [name for name in names if not name.startswith("_")]
+
+
+def _bound_names(target: ast.expr) -> list[str]:
+    """Names an assignment target binds: ``A`` and ``A, (B, *C)``, not ``A[0]`` or ``A.b``."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in _bound_names(element)]
+    return []
 
 
 def public_names(notebook: Path) -> list[str]:

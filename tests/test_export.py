@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from shared.export import (
     defined_names,
     format_source,
     generated_modules,
+    is_translation,
     module_path,
     read_all,
     render_module,
@@ -88,9 +90,10 @@ def test_all_lists_public_functions_classes_and_constants(demo):
 
 def test_defined_names_leave_out_private_imported_and_lowercase_variables():
     source = (
-        "import os\nfrom math import pi as PI\n_HIDDEN = 1\nlimit = 2\nA, (B, c) = 1, (2, 3)\nasync def run(): pass"
+        "import os\nfrom math import pi as PI\n_HIDDEN = 1\nlimit = 2\nA, (B, c, *D) = 1, (2, 3)\n"
+        "PI.x = 1\nTABLE = {}\nTABLE['k'] = 0\nasync def run(): pass"
     )
-    assert defined_names(source) == ["A", "B", "run"]
+    assert defined_names(source) == ["A", "B", "D", "TABLE", "run"]
 
 
 def test_a_hand_edited_module_is_stale(demo):
@@ -186,22 +189,25 @@ def _names_imported_from_shared(source: str) -> set[str]:
     }
 
 
+def _course_sources():
+    """(path, code) of every Python file and every code cell of an English notebook in the repository."""
+    for folder, subfolders, files in os.walk(REPO_ROOT):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in {"runs", "__pycache__"}]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix == ".py":
+                yield path, path.read_text(encoding="utf-8")
+            elif path.suffix == ".ipynb" and not is_translation(path):
+                for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+                    if cell["cell_type"] == "code":
+                        yield path, "".join(cell["source"])
+
+
 def test_every_name_the_course_imports_from_shared_is_on_the_surface():
-    skip = {".git", ".venv", ".ci-venv", "runs", ".ci-cache"}
     used = {}
-    for path in REPO_ROOT.rglob("*"):
-        if skip & set(path.relative_to(REPO_ROOT).parts) or path.name.endswith(".ko.ipynb"):
-            continue
-        if path.suffix == ".py":
-            sources = [path.read_text(encoding="utf-8")]
-        elif path.suffix == ".ipynb":
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-            sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-        else:
-            continue
-        for source in sources:
-            for name in _names_imported_from_shared(source):
-                used.setdefault(name, path.relative_to(REPO_ROOT))
+    for path, source in _course_sources():
+        for name in _names_imported_from_shared(source):
+            used.setdefault(name, path.relative_to(REPO_ROOT))
     assert len(used) > 40, "the scan found too few imports to be a scan of the course"
     missing = {name: str(where) for name, where in used.items() if name not in {*shared.__all__, *SHARED_SUBMODULES}}
     assert not missing, f"imported from shared but not on its surface: {missing}"
