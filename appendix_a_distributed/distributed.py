@@ -1,7 +1,26 @@
 # GENERATED from distributed.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Appendix A — Training on several processes: DDP with torchrun"""
 
+__all__ = [
+    "DistributedRandomSampler",
+    "MULTI_NODE_HELP",
+    "build_course_model",
+    "build_pretrain_parser",
+    "course_base_loaders",
+    "course_command",
+    "distributed_loader",
+    "init_distributed",
+    "pretrain",
+    "pretrain_main",
+    "resolve_config",
+    "weights_checksum",
+    "wrap_model",
+]
+
+
+# appendix_a_distributed/distributed.ipynb, setup
 import argparse
 import dataclasses
 import datetime
@@ -19,9 +38,24 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ch05_pretraining.pretraining import COURSE_BASE_RECIPE, course_base_texts
-from shared import (GPT_CONFIGS, GPTConfig, GPTDataset, GPTModel, atomic_write, course_base_config, get_device, load_checkpoint,
-                    save_checkpoint, set_sdpa, set_seed, settings, train_model)
+from shared import (
+    GPT_CONFIGS,
+    GPTConfig,
+    GPTDataset,
+    GPTModel,
+    atomic_write,
+    course_base_config,
+    get_device,
+    load_checkpoint,
+    save_checkpoint,
+    set_sdpa,
+    set_seed,
+    settings,
+    train_model,
+)
 
+
+# appendix_a_distributed/distributed.ipynb, A.3 Splitting the data: the distributed sampler
 class DistributedRandomSampler(DistributedSampler):
     """Each rank's share of a shuffled data set: every example goes to exactly one rank per epoch.
 
@@ -45,10 +79,12 @@ class DistributedRandomSampler(DistributedSampler):
             raise ValueError(
                 f"{len(dataset)} examples do not divide evenly among {self.num_replicas} ranks ({left_over} left "
                 f"over): pass drop_last=True to leave {left_over} out of each epoch, or use a data set whose size "
-                f"is a multiple of {self.num_replicas}")
+                f"is a multiple of {self.num_replicas}"
+            )
         if self.num_samples == 0:
-            raise ValueError(f"{len(dataset)} examples are fewer than the {self.num_replicas} ranks: "
-                             "every rank needs at least one")
+            raise ValueError(
+                f"{len(dataset)} examples are fewer than the {self.num_replicas} ranks: every rank needs at least one"
+            )
 
     def __iter__(self):
         n = len(self.dataset)
@@ -57,8 +93,10 @@ class DistributedRandomSampler(DistributedSampler):
             indices = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
         else:
             indices = list(range(n))
-        return iter(indices[self.rank:self.total_size:self.num_replicas])
+        return iter(indices[self.rank : self.total_size : self.num_replicas])
 
+
+# appendix_a_distributed/distributed.ipynb, A.3 Splitting the data: the distributed sampler
 def distributed_loader(dataset, global_batch, rank, world_size):
     """This rank's training loader: ``global_batch // world_size`` windows per step.
 
@@ -70,16 +108,22 @@ def distributed_loader(dataset, global_batch, rank, world_size):
     batches, which would leave the others waiting for it forever).
     """
     if global_batch < 1 or global_batch % world_size:
-        raise ValueError(f"the global batch ({global_batch}) must be a positive multiple of the number of "
-                         f"processes ({world_size}): each rank takes global_batch / {world_size} windows per step")
+        raise ValueError(
+            f"the global batch ({global_batch}) must be a positive multiple of the number of "
+            f"processes ({world_size}): each rank takes global_batch / {world_size} windows per step"
+        )
     per_rank = global_batch // world_size
     sampler = DistributedRandomSampler(dataset, world_size, rank, shuffle=True, drop_last=True)
     if len(sampler) < per_rank:
-        raise ValueError(f"{len(dataset)} training windows give each of the {world_size} ranks {len(sampler)}, "
-                         f"fewer than one batch of {per_rank}: use more text, a shorter context or a smaller "
-                         "global batch")
+        raise ValueError(
+            f"{len(dataset)} training windows give each of the {world_size} ranks {len(sampler)}, "
+            f"fewer than one batch of {per_rank}: use more text, a shorter context or a smaller "
+            "global batch"
+        )
     return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True)
 
+
+# appendix_a_distributed/distributed.ipynb, A.5 The course's entry point: `-m llm_course pretrain`
 def init_distributed():
     """Join the process group that ``torchrun`` describes; return (rank, world_size, device).
 
@@ -117,6 +161,8 @@ def wrap_model(model, device):
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
 
+
+# appendix_a_distributed/distributed.ipynb, A.5.1 The pretraining run
 def build_course_model(config, recipe=COURSE_BASE_RECIPE):
     """A fresh GPTModel initialised as course-base is (same random draws, in the same order).
 
@@ -157,8 +203,10 @@ def _run_folder_log(out_dir, run, resume, fresh):
     checkpoint = out_dir / "checkpoint.pt"
     if not resume:
         if checkpoint.exists() and not fresh:
-            raise ValueError(f"{out_dir} already holds a run: add --resume to continue it, --fresh to start "
-                             "again, or choose another --out")
+            raise ValueError(
+                f"{out_dir} already holds a run: add --resume to continue it, --fresh to start "
+                "again, or choose another --out"
+            )
         return None
     if not checkpoint.exists():
         raise ValueError(f"nothing to resume: {checkpoint} does not exist (start the run without --resume)")
@@ -166,8 +214,10 @@ def _run_folder_log(out_dir, run, resume, fresh):
     saved, wanted = log["run"], json.loads(json.dumps(run))
     differ = [f"{key}={saved.get(key)!r} (now {wanted[key]!r})" for key in wanted if saved.get(key) != wanted[key]]
     if differ:
-        raise ValueError(f"the run in {out_dir} was started with {', '.join(differ)}: resume it with the same "
-                         "settings (the number of processes may change)")
+        raise ValueError(
+            f"the run in {out_dir} was started with {', '.join(differ)}: resume it with the same "
+            "settings (the number of processes may change)"
+        )
     return log
 
 
@@ -195,8 +245,12 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
     recipe = COURSE_BASE_RECIPE
     global_batch = global_batch or recipe.batch_size
     out_dir = Path(out_dir)
-    run = {"config": dataclasses.asdict(config), "steps": steps, "global_batch": global_batch,
-           "recipe": dataclasses.asdict(recipe)}
+    run = {
+        "config": dataclasses.asdict(config),
+        "steps": steps,
+        "global_batch": global_batch,
+        "recipe": dataclasses.asdict(recipe),
+    }
     previous = _run_folder_log(out_dir, run, resume, fresh)  # before joining the group: errors end every rank alike
     rank, world_size, device = init_distributed()
 
@@ -208,29 +262,57 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
         set_seed(recipe.seed)  # the same on every rank: the same initial weights and the same shuffles
         model = build_course_model(config, recipe).to(device)
         train_loader, val_loader = course_base_loaders(config, global_batch, rank, world_size)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
-                                      fused=recipe.fused_adamw and device.type in ("cpu", "cuda"))
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=recipe.learning_rate,
+            weight_decay=recipe.weight_decay,
+            fused=recipe.fused_adamw and device.type in ("cpu", "cuda"),
+        )
         position = load_checkpoint(out_dir / "checkpoint.pt", model, optimizer) if resume else None
         ddp_model = wrap_model(model, device)
         first = position["step"] if position else 0
-        say(f"{dist.get_backend() if dist.is_initialized() else 'single process'} on {device}: "
+        say(
+            f"{dist.get_backend() if dist.is_initialized() else 'single process'} on {device}: "
             f"{len(train_loader.sampler)} of {len(train_loader.dataset)} windows per epoch, {train_loader.batch_size} per step; "
-            f"steps {first + 1}..{stop_at or steps}")
+            f"steps {first + 1}..{stop_at or steps}"
+        )
         start = time.perf_counter()
         history = train_model(
-            ddp_model, train_loader, val_loader, optimizer, device, math.ceil(steps / len(train_loader)),
-            recipe.eval_freq, recipe.eval_iter, start_context=None, tokenizer=None,
-            warmup_steps=min(recipe.warmup_steps, steps), cosine_decay=True, min_lr=recipe.min_learning_rate,
-            grad_clip=recipe.grad_clip, max_steps=steps, stop_at_step=stop_at, resume=position,
-            progress=rank == 0)
+            ddp_model,
+            train_loader,
+            val_loader,
+            optimizer,
+            device,
+            math.ceil(steps / len(train_loader)),
+            recipe.eval_freq,
+            recipe.eval_iter,
+            start_context=None,
+            tokenizer=None,
+            warmup_steps=min(recipe.warmup_steps, steps),
+            cosine_decay=True,
+            min_lr=recipe.min_learning_rate,
+            grad_clip=recipe.grad_clip,
+            max_steps=steps,
+            stop_at_step=stop_at,
+            resume=position,
+            progress=rank == 0,
+        )
         seconds = time.perf_counter() - start
         done = history["position"]["step"] - first
         tokens_per_s = done * global_batch * config.context_length / seconds
-        say(f"{done} steps in {seconds:.1f} s, {tokens_per_s:,.0f} tokens/s; weights checksum {weights_checksum(model):.6f}")
+        say(
+            f"{done} steps in {seconds:.1f} s, {tokens_per_s:,.0f} tokens/s; weights checksum {weights_checksum(model):.6f}"
+        )
         if rank == 0:
             save_checkpoint(out_dir / "checkpoint.pt", model, optimizer, history["position"])
-            segment = {"processes": world_size, "device": str(device), "steps": done, "seconds": seconds,
-                       "tokens_per_s": tokens_per_s, "threads_per_process": torch.get_num_threads()}
+            segment = {
+                "processes": world_size,
+                "device": str(device),
+                "steps": done,
+                "seconds": seconds,
+                "tokens_per_s": tokens_per_s,
+                "threads_per_process": torch.get_num_threads(),
+            }
             _write_log(out_dir, run, history, previous, segment)
             say(f"wrote {out_dir / 'checkpoint.pt'} at step {history['position']['step']}")
         if dist.is_initialized():
@@ -240,6 +322,8 @@ def pretrain(config, out_dir, steps, global_batch=None, stop_at=None, resume=Fal
         if dist.is_initialized():
             dist.destroy_process_group()
 
+
+# appendix_a_distributed/distributed.ipynb, A.5.2 The command line
 MULTI_NODE_HELP = """\
 one machine, N processes (N GPUs, or N CPU processes):
   torchrun --standalone --nproc_per_node=N -m llm_course pretrain --steps 20
@@ -257,8 +341,11 @@ def resolve_config(profile, config=None):
     """The GPTConfig to pretrain: the profile's model (quick: course-base; book: GPT-2 124M
     with a 256-token context), replaced by a preset name or changed by a JSON object of
     GPTConfig fields, e.g. '{"n_layers": 2, "emb_dim": 64}'."""
-    base = course_base_config() if profile == "quick" else dataclasses.replace(
-        GPT_CONFIGS["gpt2-small (124M)"], context_length=256)
+    base = (
+        course_base_config()
+        if profile == "quick"
+        else dataclasses.replace(GPT_CONFIGS["gpt2-small (124M)"], context_length=256)
+    )
     if config is None:
         return base
     if config == "course-base":
@@ -270,8 +357,10 @@ def resolve_config(profile, config=None):
     except json.JSONDecodeError:
         changes = None
     if not isinstance(changes, dict):
-        raise ValueError(f"--config must be 'course-base', one of {', '.join(map(repr, GPT_CONFIGS))} or a JSON "
-                         f"object of GPTConfig fields such as '{{\"n_layers\": 2}}', got {config!r}")
+        raise ValueError(
+            f"--config must be 'course-base', one of {', '.join(map(repr, GPT_CONFIGS))} or a JSON "
+            f"object of GPTConfig fields such as '{{\"n_layers\": 2}}', got {config!r}"
+        )
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     unknown = sorted(set(changes) - fields)
     if unknown:
@@ -281,19 +370,32 @@ def resolve_config(profile, config=None):
 
 def build_pretrain_parser():
     parser = argparse.ArgumentParser(
-        prog="llm-course pretrain", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=MULTI_NODE_HELP,
+        prog="llm-course pretrain",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=MULTI_NODE_HELP,
         description="Pretrain course-base (or any GPTConfig) with chapter 5's train_model, on one process or, "
-                    "launched by torchrun, on several with DistributedDataParallel. Rank 0 writes "
-                    "OUT/checkpoint.pt and OUT/log.json.")
+        "launched by torchrun, on several with DistributedDataParallel. Rank 0 writes "
+        "OUT/checkpoint.pt and OUT/log.json.",
+    )
     parser.add_argument("--profile", help="quick (course-base) or book (GPT-2 124M); default: LLM_COURSE_PROFILE")
-    parser.add_argument("--config", help="'course-base', a GPT-2 preset name, or a JSON object of GPTConfig "
-                                         "fields changing the profile's model")
-    parser.add_argument("--steps", type=_positive, default=COURSE_BASE_RECIPE.max_steps,
-                        help=f"optimizer steps of the run (default {COURSE_BASE_RECIPE.max_steps})")
+    parser.add_argument(
+        "--config",
+        help="'course-base', a GPT-2 preset name, or a JSON object of GPTConfig fields changing the profile's model",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive,
+        default=COURSE_BASE_RECIPE.max_steps,
+        help=f"optimizer steps of the run (default {COURSE_BASE_RECIPE.max_steps})",
+    )
     parser.add_argument("--stop-at", type=_positive, help="stop after this step as if interrupted (resume later)")
-    parser.add_argument("--global-batch", type=_positive, default=COURSE_BASE_RECIPE.batch_size,
-                        help="windows per optimizer step over all processes (default "
-                             f"{COURSE_BASE_RECIPE.batch_size}); each process takes global-batch / N")
+    parser.add_argument(
+        "--global-batch",
+        type=_positive,
+        default=COURSE_BASE_RECIPE.batch_size,
+        help="windows per optimizer step over all processes (default "
+        f"{COURSE_BASE_RECIPE.batch_size}); each process takes global-batch / N",
+    )
     parser.add_argument("--out", help="run folder (default: CACHE/runs/pretrain-PROFILE)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument("--fresh", action="store_true", help="start again even if --out holds a run")
@@ -317,14 +419,23 @@ def pretrain_main(argv=None):
     try:
         if args.stop_at is not None and args.stop_at >= args.steps:
             raise ValueError(f"--stop-at ({args.stop_at}) must be below --steps ({args.steps})")
-        pretrain(resolve_config(cfg.profile, args.config), out, args.steps, args.global_batch,
-                 stop_at=args.stop_at, resume=args.resume, fresh=args.fresh)
+        pretrain(
+            resolve_config(cfg.profile, args.config),
+            out,
+            args.steps,
+            args.global_batch,
+            stop_at=args.stop_at,
+            resume=args.resume,
+            fresh=args.fresh,
+        )
     except ValueError as exc:
         if os.environ.get("RANK", "0") == "0":
             print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
+
+# appendix_a_distributed/distributed.ipynb, A.6 Two processes, launched from this notebook
 def course_command(args, nproc_per_node=None, threads_per_process=1, timeout=600):
     """Run ``python -m llm_course ARGS`` from the course folder and return the finished process.
 
@@ -335,10 +446,19 @@ def course_command(args, nproc_per_node=None, threads_per_process=1, timeout=600
     """
     from shared.export import REPO_ROOT
 
-    launcher = [] if nproc_per_node is None else [
-        "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}"]
+    launcher = (
+        []
+        if nproc_per_node is None
+        else ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}"]
+    )
     env = dict(os.environ, OMP_NUM_THREADS=str(threads_per_process), MKL_NUM_THREADS=str(threads_per_process))
     if sys.platform == "win32":
         env.setdefault("USE_LIBUV", "0")
-    return subprocess.run([sys.executable, *launcher, "-m", "llm_course", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *launcher, "-m", "llm_course", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,7 +1,26 @@
 # GENERATED from lora.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Appendix E — Parameter-efficient fine-tuning with LoRA"""
 
+__all__ = [
+    "ADAPTER_FORMAT",
+    "COMPARED",
+    "LoRAConfig",
+    "LoRALinear",
+    "adapter_state_dict",
+    "apply_lora",
+    "load_adapter",
+    "lora_layers",
+    "merge_lora",
+    "plot_comparison",
+    "read_adapter",
+    "save_adapter",
+    "training_costs",
+]
+
+
+# appendix_e_lora/lora.ipynb, E.2.1 The layer
 import copy
 import itertools
 import json
@@ -48,8 +67,13 @@ class LoRALinear(nn.Module):
     def merged(self) -> nn.Linear:
         """A plain, frozen ``nn.Linear`` with weight ``W + (alpha / rank) * B @ A``: same outputs, base cost."""
         base = self.base
-        linear = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
-                           device=base.weight.device, dtype=base.weight.dtype)
+        linear = nn.Linear(
+            base.in_features,
+            base.out_features,
+            bias=base.bias is not None,
+            device=base.weight.device,
+            dtype=base.weight.dtype,
+        )
         with torch.no_grad():
             linear.weight.copy_(base.weight + self.scaling * (self.lora_B @ self.lora_A))
             if base.bias is not None:
@@ -59,6 +83,8 @@ class LoRALinear(nn.Module):
     def extra_repr(self):
         return f"rank={self.rank}, alpha={self.alpha}"
 
+
+# appendix_e_lora/lora.ipynb, E.2.2 Choosing the layers: `LoRAConfig` and `apply_lora`
 @dataclass(frozen=True)
 class LoRAConfig:
     """Where LoRA goes in a model and how large it is; calling it applies it: ``LoRAConfig()(model)``.
@@ -108,8 +134,10 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
     linear_names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     chosen = [name for name in linear_names if config.selects(name)]
     if not chosen:
-        raise ValueError(f"no nn.Linear matches targets {config.targets}; "
-                         f"the model's linear layers are named like {linear_names[:4]}")
+        raise ValueError(
+            f"no nn.Linear matches targets {config.targets}; "
+            f"the model's linear layers are named like {linear_names[:4]}"
+        )
     for name in config.train_also:
         try:
             model.get_submodule(name)
@@ -131,6 +159,8 @@ def lora_layers(model: nn.Module) -> dict:
     """{dotted name: LoRALinear} of every LoRA layer in ``model``."""
     return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
 
+
+# appendix_e_lora/lora.ipynb, E.3.1 `merge_lora`
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every LoRALinear by its merged nn.Linear, in place; return the model.
 
@@ -141,14 +171,19 @@ def merge_lora(model: nn.Module) -> nn.Module:
         setattr(model.get_submodule(parent_name), child, layer.merged())
     return model
 
+
+# appendix_e_lora/lora.ipynb, E.3.2 Saving and loading only the adapter
 ADAPTER_FORMAT = "llm-course-lora-1"
 
 
 def adapter_state_dict(model: nn.Module, config: LoRAConfig) -> dict:
     """The parameters an adapter file holds: every LoRA matrix and the ``train_also`` modules' weights."""
     keep = tuple(f"{name}." for name in config.train_also)
-    return {name: p for name, p in model.named_parameters()
-            if name.endswith((".lora_A", ".lora_B")) or name.startswith(keep)}
+    return {
+        name: p
+        for name, p in model.named_parameters()
+        if name.endswith((".lora_A", ".lora_B")) or name.startswith(keep)
+    }
 
 
 def save_adapter(model: nn.Module, config: LoRAConfig, path) -> Path:
@@ -170,10 +205,14 @@ def read_adapter(path):
             metadata = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError) as err:
-        raise ValueError(f"{path} is not a readable safetensors file ({err}); it may be cut short: save it again") from err
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}); it may be cut short: save it again"
+        ) from err
     if metadata.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{path} is not a LoRA adapter written by save_adapter "
-                         f"(format {metadata.get('format')!r}, expected {ADAPTER_FORMAT!r})")
+        raise ValueError(
+            f"{path} is not a LoRA adapter written by save_adapter "
+            f"(format {metadata.get('format')!r}, expected {ADAPTER_FORMAT!r})"
+        )
     try:
         config = LoRAConfig(**json.loads(metadata["config"]))
     except (KeyError, TypeError, ValueError) as err:
@@ -193,17 +232,23 @@ def load_adapter(model: nn.Module, path) -> nn.Module:
     expected = adapter_state_dict(model, config)
     missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]} "
-                         "(saved from another model, or with other targets?)")
+        raise ValueError(
+            f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]} "
+            "(saved from another model, or with other targets?)"
+        )
     for name, param in expected.items():
         if tensors[name].shape != param.shape:
-            raise ValueError(f"{path}: {name} has shape {tuple(tensors[name].shape)}, the model expects "
-                             f"{tuple(param.shape)} (saved from a model of another size?)")
+            raise ValueError(
+                f"{path}: {name} has shape {tuple(tensors[name].shape)}, the model expects "
+                f"{tuple(param.shape)} (saved from a model of another size?)"
+            )
     with torch.no_grad():
         for name, param in expected.items():
             param.copy_(tensors[name])
     return model
 
+
+# appendix_e_lora/lora.ipynb, E.4 LoRA against full fine-tuning
 def training_costs(model: nn.Module, batches, loss_fn, device, n_steps: int = 10, warmup: int = 2) -> dict:
     """What a training step of ``model`` costs; the model itself is not changed (a copy is trained).
 
@@ -223,13 +268,24 @@ def training_costs(model: nn.Module, batches, loss_fn, device, n_steps: int = 10
         optimizer.step()
         times.append(time.perf_counter() - start)
     state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
-    megabytes = lambda tensors: sum(t.numel() * t.element_size() for t in tensors) / 1e6
-    return {"trainable": sum(p.numel() for p in params), "optimizer_MB": megabytes(state),
-            "gradients_MB": megabytes(p.grad for p in params), "step_ms": 1000 * statistics.median(times[warmup:])}
+
+    def megabytes(tensors):
+        return sum(t.numel() * t.element_size() for t in tensors) / 1e6
+
+    return {
+        "trainable": sum(p.numel() for p in params),
+        "optimizer_MB": megabytes(state),
+        "gradients_MB": megabytes(p.grad for p in params),
+        "step_ms": 1000 * statistics.median(times[warmup:]),
+    }
 
 
-COMPARED = {"trainable": ("trainable parameters", True), "optimizer_MB": ("AdamW state (MB)", True),
-            "step_ms": ("ms per training step", False), "test accuracy": ("test accuracy", False)}
+COMPARED = {
+    "trainable": ("trainable parameters", True),
+    "optimizer_MB": ("AdamW state (MB)", True),
+    "step_ms": ("ms per training step", False),
+    "test accuracy": ("test accuracy", False),
+}
 
 
 def plot_comparison(results: dict, title: str = ""):

@@ -1,7 +1,18 @@
 # GENERATED from intro.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 1 — Understanding large language models"""
 
+__all__ = [
+    "GPT3_TRAINING_MIX",
+    "GPT3_TRAINING_TOKENS",
+    "count_gpt_parameters",
+    "gpt_parameter_breakdown",
+    "training_flops",
+]
+
+
+# ch01_intro/intro.ipynb, 1.5.1 GPT-3's training data
 # GPT-3's training mix (Brown et al., 2020, Table 2.2): tokens in each source and the share
 # of training batches drawn from it ("weight"; the published weights are rounded).
 GPT3_TRAINING_MIX = {
@@ -13,6 +24,8 @@ GPT3_TRAINING_MIX = {
 }
 GPT3_TRAINING_TOKENS = 300e9  # tokens GPT-3 saw during training
 
+
+# ch01_intro/intro.ipynb, 1.5.2 What pretraining costs
 def training_flops(n_params, n_tokens):
     """Approximate FLOPs to train a transformer: 6 * parameters * training tokens.
 
@@ -24,6 +37,8 @@ def training_flops(n_params, n_tokens):
         raise ValueError(f"n_params and n_tokens must be positive, got {n_params} and {n_tokens}")
     return 6 * n_params * n_tokens
 
+
+# ch01_intro/intro.ipynb, 1.6.2 How large: counting a GPT's parameters
 def gpt_parameter_breakdown(vocab_size, context_length, emb_dim, n_layers, qkv_bias=True, tie_embeddings=True):
     """Parameters of a GPT-2-style model, per part, computed from its hyperparameters.
 
@@ -43,8 +58,12 @@ def gpt_parameter_breakdown(vocab_size, context_length, emb_dim, n_layers, qkv_b
     ``GPTModel(cfg)`` corresponds to ``qkv_bias=cfg.qkv_bias, tie_embeddings=False``.
     Returns a dict {part: count}, in model order.
     """
-    for name, value in [("vocab_size", vocab_size), ("context_length", context_length),
-                        ("emb_dim", emb_dim), ("n_layers", n_layers)]:
+    for name, value in [
+        ("vocab_size", vocab_size),
+        ("context_length", context_length),
+        ("emb_dim", emb_dim),
+        ("n_layers", n_layers),
+    ]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     d = emb_dim
@@ -65,5 +84,8 @@ def count_gpt_parameters(vocab_size, context_length, emb_dim, n_layers, qkv_bias
     describe OpenAI's GPT-2 and GPT-3; e.g. ``count_gpt_parameters(50257, 1024, 768, 12)``
     is GPT-2 small's 124,439,808.
     """
-    return sum(gpt_parameter_breakdown(vocab_size, context_length, emb_dim, n_layers,
-                                       qkv_bias=qkv_bias, tie_embeddings=tie_embeddings).values())
+    return sum(
+        gpt_parameter_breakdown(
+            vocab_size, context_length, emb_dim, n_layers, qkv_bias=qkv_bias, tie_embeddings=tie_embeddings
+        ).values()
+    )

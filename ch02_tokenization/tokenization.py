@@ -1,7 +1,30 @@
 # GENERATED from tokenization.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 2 — Working with text: tokens, windows and embeddings"""
 
+__all__ = [
+    "BPETokenizer",
+    "GPT2_SPLIT_PATTERN",
+    "GPTDataset",
+    "LETTER_RANGES",
+    "NUMBER_RANGES",
+    "SPACE_RANGES",
+    "SimpleTokenizerV1",
+    "SimpleTokenizerV2",
+    "bpe_encode_piece",
+    "class_body",
+    "create_dataloader",
+    "gpt2_byte_alphabet",
+    "gpt2_split_regex",
+    "learn_merges",
+    "merge_pair",
+    "pretokenize",
+    "repair_surrogates",
+]
+
+
+# ch02_tokenization/tokenization.ipynb, setup
 import heapq
 import json
 import os
@@ -15,6 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from shared import fetch, gpt2_encoding
 
+
+# ch02_tokenization/tokenization.ipynb, 2.3 Converting tokens into token IDs
 class SimpleTokenizerV1:
     """A word-level tokenizer with a fixed vocabulary: words and punctuation <-> ids.
 
@@ -54,6 +79,8 @@ class SimpleTokenizerV1:
         text = re.sub(r"\( ", "(", text)  # nor after an opening parenthesis
         return re.sub(r" ?-- ?", "--", text)  # nor around a dash
 
+
+# ch02_tokenization/tokenization.ipynb, 2.4 Adding special context tokens
 class SimpleTokenizerV2(SimpleTokenizerV1):
     """SimpleTokenizerV1 with two special tokens, which ``vocab`` must contain.
 
@@ -68,14 +95,17 @@ class SimpleTokenizerV2(SimpleTokenizerV1):
     def __init__(self, vocab: dict[str, int]):
         missing = [t for t in (self.unk_token, self.end_of_text_token) if t not in vocab]
         if missing:
-            raise ValueError(f"the vocabulary lacks {' and '.join(missing)}: add them, "
-                             "e.g. vocab[token] = len(vocab) for each")
+            raise ValueError(
+                f"the vocabulary lacks {' and '.join(missing)}: add them, e.g. vocab[token] = len(vocab) for each"
+            )
         super().__init__(vocab)
 
     def encode(self, text: str) -> list[int]:
         unk_id = self.str_to_id[self.unk_token]
         return [self.str_to_id.get(token, unk_id) for token in self.split(text)]
 
+
+# ch02_tokenization/tokenization.ipynb, 2.5.3 Pre-tokenization: where merges may happen
 # as published with GPT-2; tiktoken writes an equivalent, faster form of it
 GPT2_SPLIT_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 
@@ -88,6 +118,8 @@ def pretokenize(text: str) -> list[str]:
     """
     return _gpt2_split.findall(text)
 
+
+# ch02_tokenization/tokenization.ipynb, 2.5.3 Pre-tokenization: where merges may happen
 # Unicode 16.0 as tiktoken 0.14's Rust regex engine has it: \p{L} (letters), \p{N} (numbers) and
 # \s (the White_Space property), as hex code-point ranges "first-last" or single code points,
 # over all of U+0000..U+10FFFF. tiktoken_class_ranges() in tests/test_ch02_tokenization.py
@@ -195,6 +227,8 @@ def gpt2_split_regex() -> re.Pattern:
 
 _gpt2_split = gpt2_split_regex()
 
+
+# ch02_tokenization/tokenization.ipynb, 2.5.4 Training: count the pairs, merge the most frequent, repeat
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace each occurrence of ``pair`` in ``ids`` with ``new_id``, scanning left to right.
 
@@ -210,6 +244,8 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             i += 1
     return merged
 
+
+# ch02_tokenization/tokenization.ipynb, 2.5.6 GPT-2's merges give tiktoken's ids
 def gpt2_byte_alphabet() -> dict[int, str]:
     """How GPT-2's files spell each byte as one printable character: byte value -> character.
 
@@ -220,6 +256,8 @@ def gpt2_byte_alphabet() -> dict[int, str]:
     others = [b for b in range(256) if b not in printable]
     return {b: chr(b) for b in printable} | {b: chr(256 + k) for k, b in enumerate(others)}
 
+
+# ch02_tokenization/tokenization.ipynb, 2.6 Data sampling with a sliding window
 class GPTDataset(Dataset):
     """Sliding-window (inputs, targets) pairs for next-token prediction.
 
@@ -247,7 +285,8 @@ class GPTDataset(Dataset):
             raise ValueError(
                 f"the text has {len(self.token_ids)} tokens, but one window needs context_length + 1 = "
                 f"{context_length + 1} (the inputs plus the target after them): use a longer text "
-                "or a smaller context_length")
+                "or a smaller context_length"
+            )
         self.context_length, self.stride = context_length, stride
 
     def __len__(self) -> int:
@@ -258,13 +297,20 @@ class GPTDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} does not exist: this data set has {len(self)} windows")
         start = index * self.stride
-        window = self.token_ids[start:start + self.context_length + 1]
+        window = self.token_ids[start : start + self.context_length + 1]
         return window[:-1], window[1:]
 
 
-def create_dataloader(text, batch_size: int = 4, context_length: int = 256, stride: int = 128,
-                      shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
-                      tokenizer=None) -> DataLoader:
+def create_dataloader(
+    text,
+    batch_size: int = 4,
+    context_length: int = 256,
+    stride: int = 128,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    num_workers: int = 0,
+    tokenizer=None,
+) -> DataLoader:
     """A DataLoader of (inputs, targets) batches, each a LongTensor (batch_size, context_length).
 
     ``text`` and ``tokenizer`` are passed to ``GPTDataset`` (text or token ids; tiktoken's
@@ -273,12 +319,15 @@ def create_dataloader(text, batch_size: int = 4, context_length: int = 256, stri
     """
     dataset = GPTDataset(text, context_length, stride, tokenizer)
     if drop_last and len(dataset) < batch_size:
-        raise ValueError(f"the text gives only {len(dataset)} windows, fewer than batch_size={batch_size}, "
-                         "so drop_last=True would leave no batch at all: lower batch_size or stride, "
-                         "or pass drop_last=False")
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      num_workers=num_workers)
+        raise ValueError(
+            f"the text gives only {len(dataset)} windows, fewer than batch_size={batch_size}, "
+            "so drop_last=True would leave no batch at all: lower batch_size or stride, "
+            "or pass drop_last=False"
+        )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers)
 
+
+# ch02_tokenization/tokenization.ipynb, 2.9.1 Learning thousands of merges quickly
 def learn_merges(word_counts: dict[bytes, int], num_merges: int) -> list[tuple[int, int]]:
     """Learn up to ``num_merges`` BPE merges from pre-token counts.
 
@@ -332,6 +381,8 @@ def learn_merges(word_counts: dict[bytes, int], num_merges: int) -> list[tuple[i
                 words_with.pop(p, None)
     return merges
 
+
+# ch02_tokenization/tokenization.ipynb, 2.9.2 Encoding with a heap
 def bpe_encode_piece(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     """Token ids of one pre-token: merge the neighbouring pair of lowest rank, repeatedly.
 
@@ -342,27 +393,29 @@ def bpe_encode_piece(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     n = len(piece)
     end = list(range(1, n + 1))  # end[i]: end of the part starting at byte i; 0 once merged away
     prev = list(range(-1, n - 1))  # prev[i]: start of the part before the one starting at i
-    heap = [(ranks[piece[i:i + 2]], i) for i in range(n - 1) if piece[i:i + 2] in ranks]
+    heap = [(ranks[piece[i : i + 2]], i) for i in range(n - 1) if piece[i : i + 2] in ranks]
     heapq.heapify(heap)
     while heap:
         rank, i = heapq.heappop(heap)
         j = end[i]  # start of the right-hand part
-        if j == 0 or j == n or ranks.get(piece[i:end[j]]) != rank:
+        if j == 0 or j == n or ranks.get(piece[i : end[j]]) != rank:
             continue  # stale: a part of this pair has been merged since it was pushed
         end[i], end[j] = end[j], 0
         if end[i] < n:  # the part after the merged one now follows i
             prev[end[i]] = i
-            if (r := ranks.get(piece[i:end[end[i]]])) is not None:
+            if (r := ranks.get(piece[i : end[end[i]]])) is not None:
                 heapq.heappush(heap, (r, i))
         if prev[i] >= 0:  # the part before the merged one
-            if (r := ranks.get(piece[prev[i]:end[i]])) is not None:
+            if (r := ranks.get(piece[prev[i] : end[i]])) is not None:
                 heapq.heappush(heap, (r, prev[i]))
     ids, i = [], 0
     while i < n:
-        ids.append(ranks[piece[i:end[i]]])
+        ids.append(ranks[piece[i : end[i]]])
         i = end[i]
     return ids
 
+
+# ch02_tokenization/tokenization.ipynb, 2.9.3 The `BPETokenizer` class
 def _alternation(strings) -> str:
     """A regex matching any of ``strings`` literally, longest first."""
     return "|".join(re.escape(s) for s in sorted(strings, key=len, reverse=True))
@@ -405,14 +458,18 @@ class BPETokenizer:
         vocab = [bytes([b]) for b in byte_order]
         for left, right in merges:
             if not (0 <= left < len(vocab) and 0 <= right < len(vocab)):
-                raise ValueError(f"merge {len(vocab) - 256} = ({left}, {right}) uses an id that no earlier "
-                                 f"token has (ids so far: 0..{len(vocab) - 1})")
+                raise ValueError(
+                    f"merge {len(vocab) - 256} = ({left}, {right}) uses an id that no earlier "
+                    f"token has (ids so far: 0..{len(vocab) - 1})"
+                )
             vocab.append(vocab[left] + vocab[right])
         ranks = {token: i for i, token in enumerate(vocab)}
         if len(ranks) < len(vocab):
             dup = next(i for i, token in enumerate(vocab) if ranks[token] != i)
-            raise ValueError(f"tokens {dup} and {ranks[vocab[dup]]} have the same bytes {vocab[dup]!r}: "
-                             "every merge must create new bytes")
+            raise ValueError(
+                f"tokens {dup} and {ranks[vocab[dup]]} have the same bytes {vocab[dup]!r}: "
+                "every merge must create new bytes"
+            )
         if len(set(special_tokens)) < len(special_tokens):
             raise ValueError(f"special_tokens lists a token twice: {special_tokens}")
         self.byte_order, self.merges = byte_order, merges
@@ -426,8 +483,10 @@ class BPETokenizer:
         return len(self.vocab)
 
     def __repr__(self) -> str:
-        return (f"BPETokenizer(vocab_size={self.vocab_size:,}, merges={len(self.merges):,}, "
-                f"special_tokens={list(self.special_tokens)})")
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size:,}, merges={len(self.merges):,}, "
+            f"special_tokens={list(self.special_tokens)})"
+        )
 
     def train(self, text: str, vocab_size: int, special_tokens=()) -> "BPETokenizer":
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``; returns self.
@@ -439,15 +498,19 @@ class BPETokenizer:
         special_tokens = list(special_tokens)
         num_merges = vocab_size - 256 - len(special_tokens)
         if num_merges < 0:
-            raise ValueError(f"vocab_size={vocab_size} is too small: the 256 byte tokens and "
-                             f"{len(special_tokens)} special tokens alone need {256 + len(special_tokens)}")
+            raise ValueError(
+                f"vocab_size={vocab_size} is too small: the 256 byte tokens and "
+                f"{len(special_tokens)} special tokens alone need {256 + len(special_tokens)}"
+            )
         chunks = re.split(_alternation(special_tokens), text) if special_tokens else [text]
         word_counts = Counter(piece.encode("utf-8") for chunk in chunks for piece in pretokenize(chunk))
         merges = learn_merges(word_counts, num_merges)
         if len(merges) < num_merges:
-            raise ValueError(f"this text allows only {len(merges)} merges, so vocab_size can be at most "
-                             f"{256 + len(merges) + len(special_tokens)}, not {vocab_size}: "
-                             "lower vocab_size or train on more text")
+            raise ValueError(
+                f"this text allows only {len(merges)} merges, so vocab_size can be at most "
+                f"{256 + len(merges) + len(special_tokens)}, not {vocab_size}: "
+                "lower vocab_size or train on more text"
+            )
         self._set_vocabulary(list(range(256)), merges, special_tokens)
         return self
 
@@ -462,20 +525,23 @@ class BPETokenizer:
         """
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         if unknown := allowed - set(self.special_tokens):
-            raise ValueError(f"allowed_special names {sorted(unknown)}, which this tokenizer does not have "
-                             f"(its special tokens: {sorted(self.special_tokens)})")
+            raise ValueError(
+                f"allowed_special names {sorted(unknown)}, which this tokenizer does not have "
+                f"(its special tokens: {sorted(self.special_tokens)})"
+            )
         disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
         if disallowed and (found := re.search(_alternation(disallowed), text)):
             raise ValueError(
                 f"the text contains the special token {found.group()!r} (at character {found.start()}), "
                 f"which is not allowed: pass allowed_special={{{found.group()!r}}} (or 'all') to encode it "
-                "as a special token, or disallowed_special=() to encode it as ordinary text")
+                "as a special token, or disallowed_special=() to encode it as ordinary text"
+            )
         text = repair_surrogates(text)
         if not allowed:
             return self._encode_ordinary(text)
         ids, start = [], 0
         for match in re.finditer(_alternation(allowed), text):
-            ids += self._encode_ordinary(text[start:match.start()])
+            ids += self._encode_ordinary(text[start : match.start()])
             ids.append(self.special_tokens[match.group()])
             start = match.end()
         return ids + self._encode_ordinary(text[start:])
@@ -496,16 +562,22 @@ class BPETokenizer:
         try:
             data = b"".join(self.vocab[int(i)] for i in ids)
         except KeyError as error:
-            raise ValueError(f"token id {error.args[0]} is outside the vocabulary "
-                             f"(ids 0..{self.vocab_size - 1})") from None
+            raise ValueError(
+                f"token id {error.args[0]} is outside the vocabulary (ids 0..{self.vocab_size - 1})"
+            ) from None
         return data.decode("utf-8", errors="replace")
 
     def save(self, path) -> Path:
         """Write the vocabulary to a JSON file, atomically (temporary file + rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        content = {"format": self.file_format, "version": 1, "byte_order": self.byte_order,
-                   "merges": [list(pair) for pair in self.merges], "special_tokens": list(self.special_tokens)}
+        content = {
+            "format": self.file_format,
+            "version": 1,
+            "byte_order": self.byte_order,
+            "merges": [list(pair) for pair in self.merges],
+            "special_tokens": list(self.special_tokens),
+        }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -525,8 +597,10 @@ class BPETokenizer:
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{path} is not a JSON file ({error})") from None
         if not isinstance(content, dict) or (content.get("format"), content.get("version")) != (cls.file_format, 1):
-            raise ValueError(f"{path} is not a BPETokenizer file (format {cls.file_format!r}, version 1): "
-                             "create one with BPETokenizer.save")
+            raise ValueError(
+                f"{path} is not a BPETokenizer file (format {cls.file_format!r}, version 1): "
+                "create one with BPETokenizer.save"
+            )
         return cls(content["merges"], content["special_tokens"], content["byte_order"])
 
     @classmethod
@@ -547,12 +621,15 @@ class BPETokenizer:
         for i, line in enumerate(merge_lines):
             left, right = line.split(" ")
             if encoder.get(left + right) != 256 + i:
-                raise ValueError(f"vocab.bpe line {i + 2} ({line!r}) should create id {256 + i}, but "
-                                 f"encoder.json gives {left + right!r} the id {encoder.get(left + right)}")
+                raise ValueError(
+                    f"vocab.bpe line {i + 2} ({line!r}) should create id {256 + i}, but "
+                    f"encoder.json gives {left + right!r} the id {encoder.get(left + right)}"
+                )
             merges.append((encoder[left], encoder[right]))
         special_tokens = sorted((t for t, i in encoder.items() if i >= 256 + len(merges)), key=encoder.get)
         tokenizer = cls(merges, special_tokens, byte_order)
         if tokenizer.special_tokens != {t: encoder[t] for t in special_tokens}:
-            raise ValueError(f"encoder.json's special tokens do not follow the merges: "
-                             f"{ {t: encoder[t] for t in special_tokens} }")
+            raise ValueError(
+                f"encoder.json's special tokens do not follow the merges: { {t: encoder[t] for t in special_tokens} }"
+            )
         return tokenizer

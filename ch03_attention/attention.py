@@ -1,11 +1,18 @@
 # GENERATED from attention.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 3 — Coding attention: from a dot product to multi-head causal attention"""
 
+__all__ = ["CausalAttention", "MultiHeadAttention", "MultiHeadAttentionWrapper"]
+
+
+# ch03_attention/attention.ipynb, setup
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+
+# ch03_attention/attention.ipynb, 3.5.3 A compact causal attention class
 class CausalAttention(nn.Module):
     """One head of causal self-attention with dropout on the attention weights.
 
@@ -40,6 +47,8 @@ class CausalAttention(nn.Module):
         weights = self.dropout(weights)
         return weights @ values  # (b, T, d_out)
 
+
+# ch03_attention/attention.ipynb, 3.6.1 Stacking multiple single-head attention layers
 class MultiHeadAttentionWrapper(nn.Module):
     """Multi-head attention as a list of independent ``CausalAttention`` heads.
 
@@ -53,8 +62,7 @@ class MultiHeadAttentionWrapper(nn.Module):
         super().__init__()
         if d_out % num_heads != 0:
             raise ValueError(
-                f"d_out ({d_out}) must be divisible by num_heads ({num_heads}): "
-                "choose d_out as a multiple of num_heads"
+                f"d_out ({d_out}) must be divisible by num_heads ({num_heads}): choose d_out as a multiple of num_heads"
             )
         head_dim = d_out // num_heads
         self.heads = nn.ModuleList(
@@ -64,6 +72,8 @@ class MultiHeadAttentionWrapper(nn.Module):
     def forward(self, x):
         return torch.cat([head(x) for head in self.heads], dim=-1)  # (b, T, num_heads * head_dim)
 
+
+# ch03_attention/attention.ipynb, 3.7 The exported layer: the minimal one plus errors, SDPA and a cache hook
 class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention, all heads in one batched matmul.
 
@@ -87,8 +97,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         if d_out % num_heads != 0:
             raise ValueError(
-                f"d_out ({d_out}) must be divisible by num_heads ({num_heads}): "
-                "choose d_out as a multiple of num_heads"
+                f"d_out ({d_out}) must be divisible by num_heads ({num_heads}): choose d_out as a multiple of num_heads"
             )
         self.d_in = d_in
         self.d_out = d_out

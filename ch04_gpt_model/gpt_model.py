@@ -1,7 +1,22 @@
 # GENERATED from gpt_model.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 4 — Implementing a GPT model from scratch"""
 
+__all__ = [
+    "FeedForward",
+    "GELU",
+    "GPTConfig",
+    "GPTModel",
+    "GPT_CONFIGS",
+    "LayerNorm",
+    "TransformerBlock",
+    "count_parameters",
+    "generate_text_simple",
+]
+
+
+# ch04_gpt_model/gpt_model.ipynb, setup
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +25,8 @@ import torch.nn.functional as F
 
 from shared import MultiHeadAttention
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.1.1 The configuration
 @dataclass(frozen=True)
 class GPTConfig:
     """The hyperparameters that fix a GPT model's shape (frozen: make variants with
@@ -52,6 +69,8 @@ class GPTConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.1.1 The configuration
 # The four sizes OpenAI released (Radford et al., 2019). All read GPT-2's 50,257-token
 # vocabulary, see 1,024 tokens and use biases in the query/key/value projections.
 GPT_CONFIGS = {
@@ -61,6 +80,8 @@ GPT_CONFIGS = {
     "gpt2-xl (1558M)": GPTConfig(emb_dim=1600, n_layers=48, n_heads=25, qkv_bias=True),
 }
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.2 Normalizing activations with layer normalization
 class LayerNorm(nn.Module):
     """Normalise each token vector to mean 0 and variance 1, then rescale and shift it.
 
@@ -81,6 +102,8 @@ class LayerNorm(nn.Module):
     def forward(self, x):
         return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.3.1 GELU
 class GELU(nn.Module):
     """The GELU activation in its tanh approximation, the form GPT-2 was trained with.
 
@@ -93,6 +116,8 @@ class GELU(nn.Module):
     def forward(self, x):
         return F.gelu(x, approximate="tanh")
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.3.2 The feed-forward network
 class FeedForward(nn.Module):
     """The per-token MLP of a transformer block: widen 4x, GELU, project back.
 
@@ -112,6 +137,8 @@ class FeedForward(nn.Module):
     def forward(self, x):
         return self.layers(x)
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.5 The transformer block
 class TransformerBlock(nn.Module):
     """One GPT-2 block: pre-LayerNorm attention and feed-forward, each wrapped in a shortcut.
 
@@ -142,6 +169,8 @@ class TransformerBlock(nn.Module):
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.6.2 The full model, as a diff from the minimal one
 class GPTModel(nn.Module):
     """A GPT-2-style language model: token ids -> next-token logits at every position.
 
@@ -159,7 +188,9 @@ class GPTModel(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         if not isinstance(cfg, GPTConfig):
-            raise TypeError(f"GPTModel needs a GPTConfig, got {type(cfg).__name__}: use GPTConfig(...) or GPT_CONFIGS[name]")
+            raise TypeError(
+                f"GPTModel needs a GPTConfig, got {type(cfg).__name__}: use GPTConfig(...) or GPT_CONFIGS[name]"
+            )
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
@@ -201,10 +232,14 @@ class GPTModel(nn.Module):
             cache.advance(num_tokens)
         return logits
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.6.3 Counting parameters
 def count_parameters(module):
     """Number of trainable numbers in ``module``; a tensor shared by two layers counts once."""
     return sum(p.numel() for p in module.parameters())
 
+
+# ch04_gpt_model/gpt_model.ipynb, 4.7 Generating text
 def generate_text_simple(model, idx, max_new_tokens, context_size):
     """Extend every sequence in ``idx`` by ``max_new_tokens`` greedily chosen tokens.
 

@@ -1,7 +1,44 @@
 # GENERATED from pretraining.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 5 — Pretraining on unlabeled data"""
 
+__all__ = [
+    "COURSE_BASE_RECIPE",
+    "GPT2_WEIGHTS",
+    "KVCache",
+    "PretrainSettings",
+    "calc_loss_batch",
+    "calc_loss_loader",
+    "course_base_config",
+    "course_base_dir",
+    "course_base_texts",
+    "evaluate_model",
+    "fast_path_options",
+    "generate",
+    "generate_and_print_sample",
+    "load_checkpoint",
+    "load_course_base",
+    "load_gpt2_weights",
+    "load_pretrained",
+    "lr_at_step",
+    "read_model_folder",
+    "read_model_info",
+    "sample_next_token",
+    "save_checkpoint",
+    "save_model_folder",
+    "set_sdpa",
+    "text_to_token_ids",
+    "token_ids_to_text",
+    "top_k_filter",
+    "top_p_filter",
+    "train_course_base",
+    "train_model",
+    "unigram_baseline_loss",
+]
+
+
+# ch05_pretraining/pretraining.ipynb, setup
 import dataclasses
 import io
 import json
@@ -15,10 +52,25 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from shared import (END_OF_TEXT, GPT_CONFIGS, REGISTRY, FetchError, GPTConfig, GPTModel, atomic_write,
-                    create_dataloader, fetch, generate_text_simple, gpt2_encoding, settings, sha256_of)
+from shared import (
+    END_OF_TEXT,
+    GPT_CONFIGS,
+    REGISTRY,
+    FetchError,
+    GPTConfig,
+    GPTModel,
+    atomic_write,
+    create_dataloader,
+    fetch,
+    generate_text_simple,
+    gpt2_encoding,
+    settings,
+    sha256_of,
+)
 from shared.validation import require_int, require_number
 
+
+# ch05_pretraining/pretraining.ipynb, 5.1.1 Using GPT to generate text
 def text_to_token_ids(text, tokenizer):
     """Encode ``text`` as a batch of one sequence: str -> LongTensor (1, num_tokens).
 
@@ -35,13 +87,17 @@ def token_ids_to_text(token_ids, tokenizer):
     """Decode token ids back to text: a (1, num_tokens) batch or a (num_tokens,) sequence."""
     if token_ids.dim() == 2:
         if token_ids.shape[0] != 1:
-            raise ValueError(f"token_ids holds {token_ids.shape[0]} sequences; decode them one at a time "
-                             "(token_ids_to_text(token_ids[i], tokenizer))")
+            raise ValueError(
+                f"token_ids holds {token_ids.shape[0]} sequences; decode them one at a time "
+                "(token_ids_to_text(token_ids[i], tokenizer))"
+            )
         token_ids = token_ids[0]
     if token_ids.dim() != 1:
         raise ValueError(f"token_ids must have shape (1, num_tokens) or (num_tokens,), got {tuple(token_ids.shape)}")
     return tokenizer.decode(token_ids.tolist())
 
+
+# ch05_pretraining/pretraining.ipynb, 5.1.3 Calculating the training and validation set losses
 def calc_loss_batch(input_batch, target_batch, model, device):
     """Mean next-token cross-entropy (nats per token) of ``model`` on one batch.
 
@@ -62,8 +118,10 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
     for a measurement without dropout).
     """
     if len(data_loader) == 0:
-        raise ValueError("the data loader yields no batches: its text is shorter than one batch of "
-                         "windows; use a smaller batch_size or context_length, or drop_last=False")
+        raise ValueError(
+            "the data loader yields no batches: its text is shorter than one batch of "
+            "windows; use a smaller batch_size or context_length, or drop_last=False"
+        )
     require_int("num_batches", num_batches, 1, none_ok=True)
     num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
     total = 0.0
@@ -74,6 +132,8 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
             total += calc_loss_batch(input_batch, target_batch, model, device).item()
     return total / num_batches
 
+
+# ch05_pretraining/pretraining.ipynb, 5.2.1 A minimal training loop
 def evaluate_model(model, train_loader, val_loader, device, eval_iter):
     """(train_loss, val_loss) on up to ``eval_iter`` batches of each loader, without dropout.
 
@@ -101,6 +161,8 @@ def generate_and_print_sample(model, tokenizer, device, start_context, max_new_t
     model.train(was_training)
     return text
 
+
+# ch05_pretraining/pretraining.ipynb, 5.2.3 Learning-rate warmup, cosine decay and gradient clipping
 def lr_at_step(step, total_steps, peak_lr, warmup_steps=0, cosine_decay=False, min_lr=0.0):
     """Learning rate for optimizer step ``step`` (0-based) of a ``total_steps``-step run.
 
@@ -119,6 +181,8 @@ def lr_at_step(step, total_steps, peak_lr, warmup_steps=0, cosine_decay=False, m
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)  # 0 -> almost 1
     return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
+
+# ch05_pretraining/pretraining.ipynb, 5.2.4 `train_model`: the minimal loop plus its extras
 def _epoch_batches(train_loader, position):
     """An iterator over the current epoch's batches, in the order a straight run would use.
 
@@ -137,9 +201,28 @@ def _epoch_batches(train_loader, position):
     return batches
 
 
-def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
-                start_context, tokenizer, *, warmup_steps=0, cosine_decay=False, min_lr=0.0, grad_clip=None,
-                autocast_dtype=None, max_steps=None, stop_at_step=None, resume=None, progress=True):
+def train_model(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    device,
+    num_epochs,
+    eval_freq,
+    eval_iter,
+    start_context,
+    tokenizer,
+    *,
+    warmup_steps=0,
+    cosine_decay=False,
+    min_lr=0.0,
+    grad_clip=None,
+    autocast_dtype=None,
+    max_steps=None,
+    stop_at_step=None,
+    resume=None,
+    progress=True,
+):
     """Pretrain ``model`` on next-token prediction; return its history.
 
     Every step: loss of one batch -> backward -> optional gradient clipping (``grad_clip``,
@@ -170,8 +253,11 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
     stop = total_steps if stop_at_step is None else min(stop_at_step, total_steps)
     for group in optimizer.param_groups:  # the peak rate; kept in the optimizer's state_dict
         group.setdefault("initial_lr", group["lr"])
-    position = dict(resume) if resume is not None else {
-        "step": 0, "epoch": 0, "batch": 0, "tokens_seen": 0, "epoch_rng_state": None}
+    position = (
+        dict(resume)
+        if resume is not None
+        else {"step": 0, "epoch": 0, "batch": 0, "tokens_seen": 0, "epoch_rng_state": None}
+    )
     history = {"steps": [], "tokens_seen": [], "train_losses": [], "val_losses": [], "lrs": []}
     log = tqdm.write if progress else (lambda text: None)
 
@@ -180,15 +266,16 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
     while position["step"] < stop:
         for input_batch, target_batch in _epoch_batches(train_loader, position):
             for group in optimizer.param_groups:
-                group["lr"] = lr_at_step(position["step"], total_steps, group["initial_lr"],
-                                         warmup_steps, cosine_decay, min_lr)
-            optimizer.zero_grad()                          # forget the previous step's gradients
+                group["lr"] = lr_at_step(
+                    position["step"], total_steps, group["initial_lr"], warmup_steps, cosine_decay, min_lr
+                )
+            optimizer.zero_grad()  # forget the previous step's gradients
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss = calc_loss_batch(input_batch, target_batch, model, device)
-            loss.backward()                                # gradient of the loss for every parameter
+            loss.backward()  # gradient of the loss for every parameter
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()                               # one AdamW step downhill
+            optimizer.step()  # one AdamW step downhill
 
             position["step"] += 1
             position["batch"] += 1
@@ -198,11 +285,17 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if position["step"] % eval_freq == 0 or position["step"] == stop:
                 train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
-                for key, value in [("steps", position["step"]), ("tokens_seen", position["tokens_seen"]),
-                                   ("train_losses", train_loss), ("val_losses", val_loss)]:
+                for key, value in [
+                    ("steps", position["step"]),
+                    ("tokens_seen", position["tokens_seen"]),
+                    ("train_losses", train_loss),
+                    ("val_losses", val_loss),
+                ]:
                     history[key].append(value)
-                log(f"epoch {position['epoch'] + 1}, step {position['step']:>5}: "
-                    f"train loss {train_loss:.3f}, val loss {val_loss:.3f}")
+                log(
+                    f"epoch {position['epoch'] + 1}, step {position['step']:>5}: "
+                    f"train loss {train_loss:.3f}, val loss {val_loss:.3f}"
+                )
             if position["step"] == stop:
                 break
         epoch_complete = position["batch"] == len(train_loader)
@@ -215,6 +308,8 @@ def train_model(model, train_loader, val_loader, optimizer, device, num_epochs, 
     history["position"] = position
     return history
 
+
+# ch05_pretraining/pretraining.ipynb, 5.2.5 The fast path
 def set_sdpa(model, enabled=True):
     """Switch every attention layer of ``model`` to (or from) PyTorch's fused SDPA kernel."""
     for module in model.modules():
@@ -236,13 +331,15 @@ def fast_path_options(device):
         bf16 = torch.cuda.is_bf16_supported()
     elif device.type == "cpu":
         checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        bf16 = (torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-                and any(getattr(torch.cpu, name, lambda: False)() for name in checks))
+        bf16 = torch.backends.cpu.get_cpu_capability().startswith("AVX512") and any(
+            getattr(torch.cpu, name, lambda: False)() for name in checks
+        )
     else:
         bf16 = False
-    return {"fused_adamw": device.type in ("cpu", "cuda"),
-            "autocast_dtype": torch.bfloat16 if bf16 else None}
+    return {"fused_adamw": device.type in ("cpu", "cuda"), "autocast_dtype": torch.bfloat16 if bf16 else None}
 
+
+# ch05_pretraining/pretraining.ipynb, 5.3.2 Top-k and top-p sampling
 def top_k_filter(logits, k):
     """Keep the ``k`` largest logits of each row, set the others to -inf. (..., vocab) -> same."""
     require_int("top_k", k, 1)
@@ -267,6 +364,8 @@ def top_p_filter(logits, p):
     sorted_logits = sorted_logits.masked_fill(mass_before >= p, float("-inf"))
     return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
 
+
+# ch05_pretraining/pretraining.ipynb, 5.3.3 Modifying the text generation function
 def sample_next_token(logits, temperature=0.0, top_k=None, top_p=None):
     """Choose one next token per row: logits (batch, vocab_size) -> ids (batch, 1).
 
@@ -286,14 +385,18 @@ def sample_next_token(logits, temperature=0.0, top_k=None, top_p=None):
 
 def _check_generate_args(model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id):
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.shape[1] == 0 or idx.dtype != torch.long:
-        raise ValueError("idx must be a LongTensor of shape (batch, num_tokens) with at least one token: "
-                         "use text_to_token_ids(text, tokenizer)")
+        raise ValueError(
+            "idx must be a LongTensor of shape (batch, num_tokens) with at least one token: "
+            "use text_to_token_ids(text, tokenizer)"
+        )
     require_int("max_new_tokens", max_new_tokens, 0)
     require_int("context_size", context_size, 1)
     model_context = getattr(getattr(model, "config", None), "context_length", None)
     if model_context is not None and context_size > model_context:
-        raise ValueError(f"context_size={context_size} exceeds the model's context_length={model_context}: "
-                         f"use context_size=model.config.context_length")
+        raise ValueError(
+            f"context_size={context_size} exceeds the model's context_length={model_context}: "
+            f"use context_size=model.config.context_length"
+        )
     require_number("temperature", temperature, 0)  # 0 = greedy
     require_int("top_k", top_k, 1, none_ok=True)
     require_number("top_p", top_p, 0, 1, low_open=True, none_ok=True)
@@ -317,8 +420,9 @@ def _next_token_logits(model, idx, context_size, cache):
     return model(idx[:, -1:], cache=cache)[:, -1, :]
 
 
-def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, top_p=None,
-             eos_id=None, use_cache=False):
+def generate(
+    model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, top_p=None, eos_id=None, use_cache=False
+):
     """Extend each sequence of ``idx`` (batch, num_tokens) by up to ``max_new_tokens`` tokens.
 
     The model sees at most the last ``context_size`` tokens. ``temperature``/``top_k``/``top_p``
@@ -344,6 +448,8 @@ def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
             break
     return idx
 
+
+# ch05_pretraining/pretraining.ipynb, 5.3.4 The KV cache: generating without recomputing the past
 class KVCache:
     """Keys and values of every attention layer for the tokens processed so far.
 
@@ -373,20 +479,24 @@ class KVCache:
         new_tokens = keys.shape[2]
         end = self.length + new_tokens
         if end > self.max_length:
-            raise ValueError(f"the cache holds {self.length} positions and has room for {self.max_length}; "
-                             f"{new_tokens} more do not fit: reset() it and start again from the last tokens")
+            raise ValueError(
+                f"the cache holds {self.length} positions and has room for {self.max_length}; "
+                f"{new_tokens} more do not fit: reset() it and start again from the last tokens"
+            )
         if layer not in self._keys:  # first tokens for this layer: allocate its buffers
             batch, heads, _, head_dim = keys.shape
             self._keys[layer] = keys.new_empty(batch, heads, self.max_length, head_dim)
             self._values[layer] = values.new_empty(batch, heads, self.max_length, head_dim)
-        self._keys[layer][:, :, self.length:end] = keys
-        self._values[layer][:, :, self.length:end] = values
+        self._keys[layer][:, :, self.length : end] = keys
+        self._values[layer][:, :, self.length : end] = values
         return self._keys[layer][:, :, :end], self._values[layer][:, :, :end]
 
     def advance(self, num_tokens):
         """Called by the model once all layers have stored ``num_tokens`` new positions."""
         self.length += num_tokens
 
+
+# ch05_pretraining/pretraining.ipynb, 5.4 Loading and saving model weights: checkpoints
 def _is_tied(model):
     return model.out_head.weight is model.tok_emb.weight
 
@@ -396,8 +506,11 @@ def _check_state_dict(model, state_dict, source, saved_config=None):
     expected = model.state_dict()
     hint = ""
     if saved_config is not None:
-        differ = [f"{k}={saved_config[k]} (model: {v})" for k, v in dataclasses.asdict(model.config).items()
-                  if k in saved_config and saved_config[k] != v]
+        differ = [
+            f"{k}={saved_config[k]} (model: {v})"
+            for k, v in dataclasses.asdict(model.config).items()
+            if k in saved_config and saved_config[k] != v
+        ]
         hint = f" It was saved with {', '.join(differ)}." if differ else ""
     for name, tensor in expected.items():
         if name not in state_dict:
@@ -406,7 +519,8 @@ def _check_state_dict(model, state_dict, source, saved_config=None):
             raise ValueError(
                 f"{source} does not fit this model: first mismatching tensor {name!r} has shape "
                 f"{tuple(state_dict[name].shape)} in the file but {tuple(tensor.shape)} in the model.{hint} "
-                "Build the model with the configuration the file was saved from.")
+                "Build the model with the configuration the file was saved from."
+            )
     unexpected = sorted(set(state_dict) - set(expected))
     if unexpected:
         raise ValueError(f"{source} has tensors the model does not: {', '.join(unexpected[:5])}.{hint}")
@@ -425,8 +539,11 @@ def save_checkpoint(path, model, optimizer=None, position=None):
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "position": position,
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
@@ -447,8 +564,10 @@ def load_checkpoint(path, model, optimizer=None, restore_rng=True):
     _check_state_dict(model, checkpoint["model"], f"checkpoint {Path(path).name}", checkpoint["config"])
     if checkpoint["tied_head"] != _is_tied(model):
         state = "tied to" if checkpoint["tied_head"] else "separate from"
-        raise ValueError(f"the checkpoint's output head is {state} the token embedding, the model's is not: "
-                         "tie (model.out_head.weight = model.tok_emb.weight) or untie the model to match")
+        raise ValueError(
+            f"the checkpoint's output head is {state} the token embedding, the model's is not: "
+            "tie (model.out_head.weight = model.tok_emb.weight) or untie the model to match"
+        )
     model.load_state_dict(checkpoint["model"])
     if optimizer is not None:
         if checkpoint["optimizer"] is None:
@@ -461,6 +580,8 @@ def load_checkpoint(path, model, optimizer=None, restore_rng=True):
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
     return checkpoint["position"]
 
+
+# ch05_pretraining/pretraining.ipynb, 5.5 Loading pretrained weights from OpenAI
 _ATTENTION_MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal masks some exports include
 
 
@@ -478,25 +599,34 @@ def load_gpt2_weights(model, state_dict_or_path):
         path = Path(state_dict_or_path)
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
+
             state_dict_or_path = load_file(path)
         else:
             state_dict_or_path = torch.load(path, map_location="cpu", weights_only=True)
-    weights = {name.removeprefix("transformer."): tensor for name, tensor in state_dict_or_path.items()
-               if not name.endswith(_ATTENTION_MASK_BUFFERS)}
+    weights = {
+        name.removeprefix("transformer."): tensor
+        for name, tensor in state_dict_or_path.items()
+        if not name.endswith(_ATTENTION_MASK_BUFFERS)
+    }
     head = weights.pop("lm_head.weight", None)
     cfg = model.config
     if not cfg.qkv_bias:
-        raise ValueError("GPT-2 has query/key/value biases: build the model with qkv_bias=True "
-                         "(every GPT_CONFIGS preset does)")
+        raise ValueError(
+            "GPT-2 has query/key/value biases: build the model with qkv_bias=True (every GPT_CONFIGS preset does)"
+        )
 
     def take(name, shape):
         if name not in weights:
-            raise ValueError(f"the GPT-2 weights have no tensor {name!r}: they are for a different size "
-                             f"than this model (n_layers={cfg.n_layers}, emb_dim={cfg.emb_dim})")
+            raise ValueError(
+                f"the GPT-2 weights have no tensor {name!r}: they are for a different size "
+                f"than this model (n_layers={cfg.n_layers}, emb_dim={cfg.emb_dim})"
+            )
         tensor = weights.pop(name)
         if tuple(tensor.shape) != shape:
-            raise ValueError(f"GPT-2 tensor {name!r} has shape {tuple(tensor.shape)}, this model needs {shape}: "
-                             "use the GPTConfig of the same GPT-2 size (GPT_CONFIGS)")
+            raise ValueError(
+                f"GPT-2 tensor {name!r} has shape {tuple(tensor.shape)}, this model needs {shape}: "
+                "use the GPTConfig of the same GPT-2 size (GPT_CONFIGS)"
+            )
         return tensor
 
     d = cfg.emb_dim
@@ -510,25 +640,35 @@ def load_gpt2_weights(model, state_dict_or_path):
                 norm.shift.copy_(take(f"{prefix}{name}.bias", (d,)))
             qkv_weight = take(f"{prefix}attn.c_attn.weight", (d, 3 * d)).split(d, dim=1)  # 3 x (d, d)
             qkv_bias = take(f"{prefix}attn.c_attn.bias", (3 * d,)).split(d)
-            for linear, weight, bias in zip([block.att.W_query, block.att.W_key, block.att.W_value], qkv_weight, qkv_bias):
+            for linear, weight, bias in zip(
+                [block.att.W_query, block.att.W_key, block.att.W_value], qkv_weight, qkv_bias
+            ):
                 linear.weight.copy_(weight.T)
                 linear.bias.copy_(bias)
-            for linear, name, shape in [(block.att.out_proj, "attn.c_proj", (d, d)),
-                                        (block.ff.layers[0], "mlp.c_fc", (d, 4 * d)),
-                                        (block.ff.layers[2], "mlp.c_proj", (4 * d, d))]:
+            for linear, name, shape in [
+                (block.att.out_proj, "attn.c_proj", (d, d)),
+                (block.ff.layers[0], "mlp.c_fc", (d, 4 * d)),
+                (block.ff.layers[2], "mlp.c_proj", (4 * d, d)),
+            ]:
                 linear.weight.copy_(take(f"{prefix}{name}.weight", shape).T)
                 linear.bias.copy_(take(f"{prefix}{name}.bias", (shape[1],)))
         model.final_norm.scale.copy_(take("ln_f.weight", (d,)))
         model.final_norm.shift.copy_(take("ln_f.bias", (d,)))
     if weights:
-        raise ValueError(f"the GPT-2 weights have tensors this model has no place for: {', '.join(sorted(weights)[:5])} "
-                         f"(more blocks than n_layers={cfg.n_layers}?)")
+        raise ValueError(
+            f"the GPT-2 weights have tensors this model has no place for: {', '.join(sorted(weights)[:5])} "
+            f"(more blocks than n_layers={cfg.n_layers}?)"
+        )
     if head is not None and not torch.equal(head.to(model.tok_emb.weight.dtype), model.tok_emb.weight.detach().cpu()):
-        raise ValueError("the file's lm_head.weight differs from wte.weight, but GPT-2 ties them: "
-                         "these are not GPT-2 weights this loader can tie")
+        raise ValueError(
+            "the file's lm_head.weight differs from wte.weight, but GPT-2 ties them: "
+            "these are not GPT-2 weights this loader can tie"
+        )
     model.out_head.weight = model.tok_emb.weight  # one shared Parameter, as in GPT-2
     return model
 
+
+# ch05_pretraining/pretraining.ipynb, 5.5 Loading pretrained weights from OpenAI
 GPT2_WEIGHTS = {  # GPT_CONFIGS name -> data-registry name of its Hugging Face safetensors file
     "gpt2-small (124M)": "gpt2-124M",
     "gpt2-medium (355M)": "gpt2-355M",
@@ -544,11 +684,14 @@ def _gpt2_weights_file(name, download):
         where = settings()
         local = [where.cache_dir / entry.relpath] + ([where.mirror / entry.relpath] if where.mirror else [])
         if not any(path.exists() for path in local):
-            how = ("`llm-course fetch --profile book`" if "book" in entry.profiles
-                   else f"`llm-course fetch {entry.name}`")
-            raise FetchError(f"OpenAI's GPT-2 weights for {name} are not on this machine (looked for "
-                             f"{entry.relpath} in the course cache and mirror). Get them with {how}, "
-                             f"or call load_pretrained({name!r}, download=True).")
+            how = (
+                "`llm-course fetch --profile book`" if "book" in entry.profiles else f"`llm-course fetch {entry.name}`"
+            )
+            raise FetchError(
+                f"OpenAI's GPT-2 weights for {name} are not on this machine (looked for "
+                f"{entry.relpath} in the course cache and mirror). Get them with {how}, "
+                f"or call load_pretrained({name!r}, download=True)."
+            )
     return fetch(entry.name)
 
 
@@ -568,23 +711,25 @@ def load_pretrained(name, download=True):
     load_gpt2_weights(model, _gpt2_weights_file(name, download))
     return model.eval()
 
+
+# ch05_pretraining/pretraining.ipynb, 5.6 `course-base`: the course's own pretrained GPT
 @dataclass(frozen=True)
 class PretrainSettings:
     """Everything that determines a pretrained model: its cache is rebuilt when any field changes."""
 
     config: GPTConfig
-    texts: tuple[str, ...]     # data-registry names, read in this order
-    val_fraction: float        # the end of each text that is held out for validation
+    texts: tuple[str, ...]  # data-registry names, read in this order
+    val_fraction: float  # the end of each text that is held out for validation
     batch_size: int
     num_epochs: int
-    max_steps: int | None      # stop after this many optimizer steps (None: run every epoch)
-    learning_rate: float       # the peak, reached after the warmup
-    min_learning_rate: float   # where the cosine decay ends
+    max_steps: int | None  # stop after this many optimizer steps (None: run every epoch)
+    learning_rate: float  # the peak, reached after the warmup
+    min_learning_rate: float  # where the cosine decay ends
     warmup_steps: int
     weight_decay: float
     grad_clip: float
-    embedding_std: float       # initial spread of the token and position embeddings
-    sdpa: bool                 # the fast path without bf16 (exact float32 on every CPU)
+    embedding_std: float  # initial spread of the token and position embeddings
+    sdpa: bool  # the fast path without bf16 (exact float32 on every CPU)
     fused_adamw: bool
     eval_freq: int
     eval_iter: int
@@ -592,11 +737,32 @@ class PretrainSettings:
 
 
 COURSE_BASE_RECIPE = PretrainSettings(
-    config=GPTConfig(vocab_size=50257, context_length=256, emb_dim=128, n_heads=4, n_layers=6, drop_rate=0.0,
-                     qkv_bias=False, use_sdpa=False),
-    texts=("tinyshakespeare", "the-verdict"), val_fraction=0.1, batch_size=2, num_epochs=1, max_steps=260,
-    learning_rate=2e-3, min_learning_rate=2e-4, warmup_steps=10, weight_decay=0.1, grad_clip=1.0,
-    embedding_std=0.02, sdpa=True, fused_adamw=True, eval_freq=100, eval_iter=4, seed=123,
+    config=GPTConfig(
+        vocab_size=50257,
+        context_length=256,
+        emb_dim=128,
+        n_heads=4,
+        n_layers=6,
+        drop_rate=0.0,
+        qkv_bias=False,
+        use_sdpa=False,
+    ),
+    texts=("tinyshakespeare", "the-verdict"),
+    val_fraction=0.1,
+    batch_size=2,
+    num_epochs=1,
+    max_steps=260,
+    learning_rate=2e-3,
+    min_learning_rate=2e-4,
+    warmup_steps=10,
+    weight_decay=0.1,
+    grad_clip=1.0,
+    embedding_std=0.02,
+    sdpa=True,
+    fused_adamw=True,
+    eval_freq=100,
+    eval_iter=4,
+    seed=123,
 )
 
 
@@ -630,20 +796,37 @@ def train_course_base(progress=True):
         model.out_head.weight = model.tok_emb.weight  # tied head
         set_sdpa(model, recipe.sdpa)
         train_text, val_text = course_base_texts()
-        loader_args = dict(batch_size=recipe.batch_size, context_length=config.context_length,
-                           stride=config.context_length)
+        loader_args = dict(
+            batch_size=recipe.batch_size, context_length=config.context_length, stride=config.context_length
+        )
         train_loader = create_dataloader(train_text, shuffle=True, drop_last=True, **loader_args)
         val_loader = create_dataloader(val_text, shuffle=False, drop_last=False, **loader_args)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
-                                      fused=recipe.fused_adamw)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay, fused=recipe.fused_adamw
+        )
         history = train_model(
-            model, train_loader, val_loader, optimizer, "cpu", recipe.num_epochs, recipe.eval_freq,
-            recipe.eval_iter, start_context="ROMEO:", tokenizer=gpt2_encoding(),
-            warmup_steps=recipe.warmup_steps, cosine_decay=True, min_lr=recipe.min_learning_rate,
-            grad_clip=recipe.grad_clip, max_steps=recipe.max_steps, progress=progress)
+            model,
+            train_loader,
+            val_loader,
+            optimizer,
+            "cpu",
+            recipe.num_epochs,
+            recipe.eval_freq,
+            recipe.eval_iter,
+            start_context="ROMEO:",
+            tokenizer=gpt2_encoding(),
+            warmup_steps=recipe.warmup_steps,
+            cosine_decay=True,
+            min_lr=recipe.min_learning_rate,
+            grad_clip=recipe.grad_clip,
+            max_steps=recipe.max_steps,
+            progress=progress,
+        )
     set_sdpa(model, config.use_sdpa)  # back to what its config says
     return model.eval(), history
 
+
+# ch05_pretraining/pretraining.ipynb, 5.6 `course-base`: the course's own pretrained GPT
 def save_model_folder(model, folder, **info):
     """Save a GPTModel to ``folder`` as ``model.safetensors`` + ``config.json``, each atomically.
 
@@ -656,11 +839,19 @@ def save_model_folder(model, folder, **info):
 
     folder = Path(folder)
     tied = model.out_head.weight is model.tok_emb.weight
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
-             if not (tied and name == "out_head.weight")}
+    state = {
+        name: tensor.detach().cpu().contiguous()
+        for name, tensor in model.state_dict().items()
+        if not (tied and name == "out_head.weight")
+    }
     weights = atomic_write(folder / "model.safetensors", save(state, metadata={"format": "pt"}))
-    meta = {"config": dataclasses.asdict(model.config), "tied_head": tied, "sha256": sha256_of(weights),
-            "torch": torch.__version__, **info}
+    meta = {
+        "config": dataclasses.asdict(model.config),
+        "tied_head": tied,
+        "sha256": sha256_of(weights),
+        "torch": torch.__version__,
+        **info,
+    }
     atomic_write(folder / "config.json", json.dumps(meta, indent=2, default=_json_default))
 
 
@@ -719,16 +910,27 @@ def load_course_base(progress=True):
     folder = course_base_dir()
     model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
     if model is None:
-        print(f"course-base is not in the cache ({folder}); pretraining it now on Tiny Shakespeare "
-              "+ The Verdict (under 3 minutes on a 2-core CPU, once per machine)")
+        print(
+            f"course-base is not in the cache ({folder}); pretraining it now on Tiny Shakespeare "
+            "+ The Verdict (under 3 minutes on a 2-core CPU, once per machine)"
+        )
         trained, history = train_course_base(progress=progress)
-        save_model_folder(trained, folder, name="course-base", recipe=COURSE_BASE_RECIPE,
-                          steps=history["position"]["step"], tokens_seen=history["position"]["tokens_seen"],
-                          final_train_loss=history["train_losses"][-1], final_val_loss=history["val_losses"][-1])
+        save_model_folder(
+            trained,
+            folder,
+            name="course-base",
+            recipe=COURSE_BASE_RECIPE,
+            steps=history["position"]["step"],
+            tokens_seen=history["position"]["tokens_seen"],
+            final_train_loss=history["train_losses"][-1],
+            final_val_loss=history["val_losses"][-1],
+        )
         model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
         print(f"saved course-base to {folder}")
     return model
 
+
+# ch05_pretraining/pretraining.ipynb, 5.6 `course-base`: the course's own pretrained GPT
 def unigram_baseline_loss(train_ids, val_ids, vocab_size=50257):
     """Cross-entropy on ``val_ids`` of predicting every token by its ``train_ids`` frequency.
 

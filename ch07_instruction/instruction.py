@@ -1,7 +1,54 @@
 # GENERATED from instruction.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 7 — Instruction fine-tuning: from a base model to an assistant you can evaluate"""
 
+__all__ = [
+    "DENOMINATOR",
+    "FINETUNE_SETTINGS",
+    "FinetuneSettings",
+    "InstructionDataset",
+    "JudgeError",
+    "METRICS",
+    "NEW_SECTION",
+    "NUMBER",
+    "OLLAMA_URL",
+    "PREAMBLE",
+    "PREAMBLE_WITH_INPUT",
+    "RANGE",
+    "RESPONSE_HEADER",
+    "UnparseableReply",
+    "chat_loop",
+    "chat_prompt",
+    "exact_match",
+    "extract_response",
+    "finetune",
+    "finetune_instruction_model",
+    "format_input",
+    "generate_response",
+    "generate_responses",
+    "instruction_collate",
+    "instruction_model_dir",
+    "judge_prompt",
+    "judge_responses",
+    "load_instruction_data",
+    "load_instruction_model",
+    "make_instruction_loaders",
+    "normalize_answer",
+    "ollama_is_running",
+    "parse_score",
+    "query_ollama",
+    "read_messages",
+    "rouge_l",
+    "save_responses",
+    "score_responses",
+    "split_entries",
+    "stream_tokens",
+    "token_f1",
+]
+
+
+# ch07_instruction/instruction.ipynb, 7.1 What instruction fine-tuning changes
 import json
 import random
 import re
@@ -38,27 +85,45 @@ from shared import (
     train_model,
 )
 
+
+# ch07_instruction/instruction.ipynb, 7.1 What instruction fine-tuning changes
 @dataclass(frozen=True)
 class FinetuneSettings:
     """How chapter 7 fine-tunes and evaluates in one profile."""
 
-    base_model: str       # a load_pretrained name
+    base_model: str  # a load_pretrained name
     num_epochs: int
     batch_size: int
     learning_rate: float
     weight_decay: float
-    max_new_tokens: int   # longest answer generated for a test example
-    mask_prompt: bool     # hide the prompt tokens from the loss (section 7.3)
+    max_new_tokens: int  # longest answer generated for a test example
+    mask_prompt: bool  # hide the prompt tokens from the loss (section 7.3)
     max_steps: int | None = None  # stop after this many optimizer steps (None: every epoch)
 
 
 FINETUNE_SETTINGS = {
-    "quick": FinetuneSettings("course-base", num_epochs=2, batch_size=8, learning_rate=2e-3,
-                              weight_decay=0.1, max_new_tokens=48, mask_prompt=False),
-    "book": FinetuneSettings("gpt2-medium (355M)", num_epochs=2, batch_size=8, learning_rate=5e-5,
-                             weight_decay=0.1, max_new_tokens=256, mask_prompt=False),
+    "quick": FinetuneSettings(
+        "course-base",
+        num_epochs=2,
+        batch_size=8,
+        learning_rate=2e-3,
+        weight_decay=0.1,
+        max_new_tokens=48,
+        mask_prompt=False,
+    ),
+    "book": FinetuneSettings(
+        "gpt2-medium (355M)",
+        num_epochs=2,
+        batch_size=8,
+        learning_rate=5e-5,
+        weight_decay=0.1,
+        max_new_tokens=256,
+        mask_prompt=False,
+    ),
 }
 
+
+# ch07_instruction/instruction.ipynb, 7.2 The data: 1,100 instructions with answers
 def load_instruction_data():
     """The 1,100 instruction/input/output entries, through the course's data registry."""
     with open(fetch("instruction-data"), encoding="utf-8") as f:
@@ -69,11 +134,10 @@ def load_instruction_data():
             raise ValueError(f"entry {i} lacks the field(s) {sorted(missing)}: the data file is not in Alpaca format")
     return entries
 
+
+# ch07_instruction/instruction.ipynb, 7.2.1 The Alpaca prompt format
 RESPONSE_HEADER = "### Response:"
-PREAMBLE = (
-    "Below is an instruction that describes a task. "
-    "Write a response that appropriately completes the request."
-)
+PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 PREAMBLE_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides "
     "further context. Write a response that appropriately completes the request."
@@ -89,9 +153,7 @@ def format_input(entry):
     and, at inference, the model continues right where its answer should begin.
     """
     if not isinstance(entry, dict) or not isinstance(entry.get("instruction"), str):
-        raise ValueError(
-            f"expected a dict with a string 'instruction' (and optional 'input'), got {entry!r:.80}"
-        )
+        raise ValueError(f"expected a dict with a string 'instruction' (and optional 'input'), got {entry!r:.80}")
     extra = entry.get("input") or ""
     preamble = PREAMBLE_WITH_INPUT if extra else PREAMBLE
     prompt = f"{preamble}\n\n### Instruction:\n{entry['instruction']}"
@@ -99,6 +161,8 @@ def format_input(entry):
         prompt += f"\n\n### Input:\n{extra}"
     return prompt + f"\n\n{RESPONSE_HEADER}\n"
 
+
+# ch07_instruction/instruction.ipynb, 7.2.2 Train, test and validation sets
 def split_entries(entries, fractions=(0.85, 0.10, 0.05), seed=123):
     """Shuffle ``entries`` with ``seed`` and cut them into (train, test, validation).
 
@@ -112,8 +176,10 @@ def split_entries(entries, fractions=(0.85, 0.10, 0.05), seed=123):
     n_train = round(fractions[0] * len(entries))
     n_test = round(fractions[1] * len(entries))
     shuffled = [entries[i] for i in order]
-    return shuffled[:n_train], shuffled[n_train:n_train + n_test], shuffled[n_train + n_test:]
+    return shuffled[:n_train], shuffled[n_train : n_train + n_test], shuffled[n_train + n_test :]
 
+
+# ch07_instruction/instruction.ipynb, 7.3 Batching: padding that the loss ignores
 class InstructionDataset(Dataset):
     """Instruction entries, tokenised once up front.
 
@@ -135,8 +201,11 @@ class InstructionDataset(Dataset):
     def __len__(self):
         return len(self.examples)
 
-def instruction_collate(batch, pad_token_id=50256, ignore_index=-100, allowed_max_length=None,
-                        device="cpu", mask_prompt=False):
+
+# ch07_instruction/instruction.ipynb, 7.3 Batching: padding that the loss ignores
+def instruction_collate(
+    batch, pad_token_id=50256, ignore_index=-100, allowed_max_length=None, device="cpu", mask_prompt=False
+):
     """Turn ``(token_ids, prompt_length)`` pairs into padded ``(inputs, targets)`` tensors.
 
     Each sequence gets one end-of-text token (``pad_token_id``) and is padded with
@@ -160,9 +229,9 @@ def instruction_collate(batch, pad_token_id=50256, ignore_index=-100, allowed_ma
     for ids, prompt_length in batch:
         padded = torch.tensor(list(ids) + [pad_token_id] * (width - len(ids)))
         target = padded[1:].clone()
-        target[len(ids):] = ignore_index          # position len(ids) - 1 keeps the end-of-text
+        target[len(ids) :] = ignore_index  # position len(ids) - 1 keeps the end-of-text
         if mask_prompt:
-            target[:max(prompt_length - 1, 0)] = ignore_index  # targets that are still prompt tokens
+            target[: max(prompt_length - 1, 0)] = ignore_index  # targets that are still prompt tokens
         inputs.append(padded[:-1])
         targets.append(target)
     inputs, targets = torch.stack(inputs), torch.stack(targets)
@@ -170,8 +239,11 @@ def instruction_collate(batch, pad_token_id=50256, ignore_index=-100, allowed_ma
         inputs, targets = inputs[:, :allowed_max_length], targets[:, :allowed_max_length]
     return inputs.to(device), targets.to(device)
 
-def make_instruction_loaders(train_entries, val_entries, tokenizer, batch_size, context_length,
-                             device="cpu", mask_prompt=False, seed=123):
+
+# ch07_instruction/instruction.ipynb, 7.4 Data loaders
+def make_instruction_loaders(
+    train_entries, val_entries, tokenizer, batch_size, context_length, device="cpu", mask_prompt=False, seed=123
+):
     """Training and validation DataLoaders of (inputs, targets) batches on ``device``.
 
     The training loader shuffles with its own seeded generator (the same order on
@@ -179,17 +251,23 @@ def make_instruction_loaders(train_entries, val_entries, tokenizer, batch_size, 
     model's ``context_length`` are cut to it by the collate function, and
     ``mask_prompt`` is handed on to it.
     """
-    collate = partial(instruction_collate, allowed_max_length=context_length, device=device,
-                      mask_prompt=mask_prompt)
+    collate = partial(instruction_collate, allowed_max_length=context_length, device=device, mask_prompt=mask_prompt)
     train_loader = DataLoader(
-        InstructionDataset(train_entries, tokenizer), batch_size=batch_size, shuffle=True,
-        drop_last=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed),
+        InstructionDataset(train_entries, tokenizer),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed),
     )
     val_loader = DataLoader(InstructionDataset(val_entries, tokenizer), batch_size=batch_size, collate_fn=collate)
     return train_loader, val_loader
 
-def finetune(model, train_loader, val_loader, recipe, device, eval_freq=20, eval_iter=5, start_context=None,
-             tokenizer=None):
+
+# ch07_instruction/instruction.ipynb, 7.6 Fine-tuning
+def finetune(
+    model, train_loader, val_loader, recipe, device, eval_freq=20, eval_iter=5, start_context=None, tokenizer=None
+):
     """Fine-tune ``model`` in place with chapter 5's ``train_model``; return its history.
 
     AdamW over the parameters that have ``requires_grad``, with the profile's learning
@@ -201,9 +279,21 @@ def finetune(model, train_loader, val_loader, recipe, device, eval_freq=20, eval
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     return train_model(
-        model, train_loader, val_loader, optimizer, device, recipe.num_epochs, eval_freq, eval_iter,
-        start_context, tokenizer, warmup_steps=min(10, len(train_loader), recipe.max_steps or 10), cosine_decay=True,
-        min_lr=recipe.learning_rate / 10, grad_clip=1.0, max_steps=recipe.max_steps,
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        device,
+        recipe.num_epochs,
+        eval_freq,
+        eval_iter,
+        start_context,
+        tokenizer,
+        warmup_steps=min(10, len(train_loader), recipe.max_steps or 10),
+        cosine_decay=True,
+        min_lr=recipe.learning_rate / 10,
+        grad_clip=1.0,
+        max_steps=recipe.max_steps,
     )
 
 
@@ -225,13 +315,20 @@ def finetune_instruction_model(profile=None, device=None, prepare_model=None, re
     if prepare_model is not None:
         model = prepare_model(model)
     train_loader, val_loader = make_instruction_loaders(
-        train_entries, val_entries, tokenizer, recipe.batch_size, model.config.context_length, device=device,
+        train_entries,
+        val_entries,
+        tokenizer,
+        recipe.batch_size,
+        model.config.context_length,
+        device=device,
         mask_prompt=recipe.mask_prompt,
     )
     set_seed(123)
     history = finetune(model, train_loader, val_loader, recipe, device)
     return model.eval(), history
 
+
+# ch07_instruction/instruction.ipynb, 7.7 Answers to the test set
 NEW_SECTION = re.compile(r"^\s*###", flags=re.MULTILINE)  # a line that starts another "### ..." block
 
 
@@ -249,10 +346,12 @@ def extract_response(text, header=RESPONSE_HEADER):
             f"no response header {header!r} in the text (starts {text[:60]!r}): pass the whole "
             "prompt + generated text; format_input ends every prompt with the header"
         )
-    response = text[start + len(header):].split(END_OF_TEXT, 1)[0]
+    response = text[start + len(header) :].split(END_OF_TEXT, 1)[0]
     response = NEW_SECTION.split(response, maxsplit=1)[0]
     return response.strip()
 
+
+# ch07_instruction/instruction.ipynb, 7.7 Answers to the test set
 def generate_response(model, tokenizer, prompt, max_new_tokens, temperature=0.0, top_k=None, header=RESPONSE_HEADER):
     """The model's answer to one prompt: generate until end-of-text, then ``extract_response``.
 
@@ -261,16 +360,25 @@ def generate_response(model, tokenizer, prompt, max_new_tokens, temperature=0.0,
     """
     device = next(model.parameters()).device
     idx = text_to_token_ids(prompt, tokenizer).to(device)  # (1, prompt_tokens)
-    out = generate(model, idx, max_new_tokens, context_size=model.config.context_length,
-                   temperature=temperature, top_k=top_k, eos_id=END_OF_TEXT_ID, use_cache=True)
+    out = generate(
+        model,
+        idx,
+        max_new_tokens,
+        context_size=model.config.context_length,
+        temperature=temperature,
+        top_k=top_k,
+        eos_id=END_OF_TEXT_ID,
+        use_cache=True,
+    )
     return extract_response(token_ids_to_text(out, tokenizer), header=header)
 
 
 def generate_responses(model, tokenizer, entries, max_new_tokens, desc="generating"):
     """Greedy answers to every entry's Alpaca prompt, in order, with a progress bar."""
     model.eval()
-    return [generate_response(model, tokenizer, format_input(entry), max_new_tokens)
-            for entry in tqdm(entries, desc=desc)]
+    return [
+        generate_response(model, tokenizer, format_input(entry), max_new_tokens) for entry in tqdm(entries, desc=desc)
+    ]
 
 
 def save_responses(path, entries, **responses):
@@ -280,10 +388,13 @@ def save_responses(path, entries, **responses):
     for key, answers in responses.items():
         if len(answers) != len(entries):
             raise ValueError(f"{key} has {len(answers)} answers for {len(entries)} entries: they must pair up")
-    records = [dict(entry, **{key: answers[i] for key, answers in responses.items()})
-               for i, entry in enumerate(entries)]
+    records = [
+        dict(entry, **{key: answers[i] for key, answers in responses.items()}) for i, entry in enumerate(entries)
+    ]
     return atomic_write(path, json.dumps(records, indent=2, ensure_ascii=False))
 
+
+# ch07_instruction/instruction.ipynb, 7.8 Evaluation that works offline
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -350,6 +461,8 @@ def score_responses(responses, references):
         {name: [metric(p, r) for p, r in zip(responses, references)] for name, metric in METRICS.items()}
     )
 
+
+# ch07_instruction/instruction.ipynb, 7.8.1 An LLM as the judge (optional, needs Ollama)
 OLLAMA_URL = "http://localhost:11434"
 
 
@@ -379,15 +492,13 @@ def query_ollama(prompt, model="llama3", url=OLLAMA_URL, seed=123, timeout=120.0
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", errors="replace")[:200]
         raise JudgeError(
-            f"Ollama at {url} answered HTTP {exc.code}: {detail}. "
-            f"If the model is missing, run `ollama pull {model}`."
+            f"Ollama at {url} answered HTTP {exc.code}: {detail}. If the model is missing, run `ollama pull {model}`."
         ) from None
     try:
         return json.loads(body)["message"]["content"]
     except (ValueError, KeyError, TypeError):
         raise JudgeError(
-            f"malformed reply from Ollama at {url}/api/chat: expected JSON with "
-            f"message.content, got {body[:200]!r}"
+            f"malformed reply from Ollama at {url}/api/chat: expected JSON with message.content, got {body[:200]!r}"
         ) from None
 
 
@@ -407,7 +518,7 @@ def judge_prompt(entry, response):
     return (
         "You are grading answers to instructions.\n\n"
         f"{format_input(entry)}{entry['output']}\n\n"
-        "The text after \"### Response:\" above is the reference answer. "
+        'The text after "### Response:" above is the reference answer. '
         f"Here is the answer to grade:\n{response}\n\n"
         "Score the answer from 0 (useless) to 100 (as good as the reference). "
         "Reply with the integer score only."
@@ -462,6 +573,8 @@ def judge_responses(entries, responses, model="llama3", url=OLLAMA_URL):
         for entry, response in tqdm(list(zip(entries, responses)), desc="judging")
     ]
 
+
+# ch07_instruction/instruction.ipynb, 7.10 Saving the model, and a chat
 def instruction_model_dir(profile=None):
     """Where the profile's fine-tuned model lives: ``<cache>/models/<base>-instruct``."""
     cfg = settings(profile)
@@ -493,6 +606,8 @@ def load_instruction_model(profile=None, device=None, train_if_missing=True):
         model = read_model_folder(folder)
     return model.to(device).eval()
 
+
+# ch07_instruction/instruction.ipynb, 7.10 Saving the model, and a chat
 def stream_tokens(model, idx, max_new_tokens, temperature=0.0, top_k=None, eos_id=END_OF_TEXT_ID):
     """Yield new token ids (ints) one at a time, as soon as each is chosen.
 
@@ -544,11 +659,11 @@ def _stream_answer(model, tokenizer, idx, max_new_tokens, temperature, top_k, ou
         if text.endswith("\ufffd"):  # an incomplete UTF-8 character
             continue
         visible = text.lstrip().rstrip(" \n#")
-        out.write(visible[len(shown):])
+        out.write(visible[len(shown) :])
         out.flush()
         shown = visible
     answer = extract_response(RESPONSE_HEADER + tokenizer.decode(ids))
-    out.write(answer[len(shown):] + "\n")
+    out.write(answer[len(shown) :] + "\n")
     out.flush()
     return answer, count == max_new_tokens and not section
 
@@ -582,8 +697,17 @@ def read_messages(inp, out, echo=False):
             yield message
 
 
-def chat_loop(model, tokenizer, input_stream=None, output_stream=None, temperature=0.7, top_k=40,
-              max_new_tokens=128, seed=None, echo=False):
+def chat_loop(
+    model,
+    tokenizer,
+    input_stream=None,
+    output_stream=None,
+    temperature=0.7,
+    top_k=40,
+    max_new_tokens=128,
+    seed=None,
+    echo=False,
+):
     """A terminal chat with an instruction-tuned model; returns the number of answers given.
 
     Reads one message per line from ``input_stream`` (default stdin) and streams the
@@ -614,8 +738,10 @@ def chat_loop(model, tokenizer, input_stream=None, output_stream=None, temperatu
             out.write("(oldest turn dropped: the conversation no longer fits the context)\n")
             ids = tokenizer.encode(chat_prompt(history, message))
         if len(ids) + reserve > context_length:
-            out.write(f"(your message makes a {len(ids)}-token prompt; with {reserve} tokens kept for the "
-                      f"answer the model's {context_length}-token context is exceeded: please shorten it)\n")
+            out.write(
+                f"(your message makes a {len(ids)}-token prompt; with {reserve} tokens kept for the "
+                f"answer the model's {context_length}-token context is exceeded: please shorten it)\n"
+            )
             continue
         limit = min(max_new_tokens, context_length - len(ids))
         out.write("Model: ")

