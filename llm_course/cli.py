@@ -127,7 +127,34 @@ def cmd_run(args) -> int:
     from llm_course.pipeline import run_pipeline
 
     _use_profile(args.profile)
-    run_pipeline(settings().profile, args.out, fresh=args.fresh)
+    profile = settings().profile
+    if args.dry_run:
+        from llm_course.estimate import dry_run
+
+        print(dry_run(profile, args.estimate))
+        return 0
+    if args.rehearse:
+        return _rehearse(profile, args)
+    run_pipeline(profile, args.out, fresh=args.fresh)
+    return 0
+
+
+def _rehearse(profile, args) -> int:
+    """``llm-course run --profile book --rehearse``: every stage on random GPT-2 weights, then the estimate."""
+    import dataclasses
+
+    from llm_course.estimate import dry_run
+    from llm_course.pipeline import default_out
+    from llm_course.rehearsal import ESTIMATE_FILE, REHEARSAL_PLAN, rehearse
+
+    if profile != "book":
+        raise PipelineError(f"--rehearse rehearses the book profile (its GPT-2 weights are faked), not {profile!r}: "
+                            "add --profile book")
+    out = Path(args.out) if args.out else default_out("book-rehearsal")
+    plan = dataclasses.replace(REHEARSAL_PLAN, max_steps=args.steps) if args.steps else REHEARSAL_PLAN
+    rehearse(out, plan)
+    print(f"rehearsal passed: every stage ran and wrote its record in {out / 'stages'}\n")
+    print(dry_run(profile, out / ESTIMATE_FILE))
     return 0
 
 
@@ -193,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile> in the course folder; "
                                                   "running again reuses its finished stages)")
     run.add_argument("--fresh", action="store_true", help="redo every stage, ignoring the stored ones")
+    run.add_argument("--dry-run", action="store_true",
+                     help="run nothing: list the stages, the downloads and the work, with a time estimate for book")
+    run.add_argument("--estimate", metavar="FILE", help="with --dry-run: the rehearsal figures to use (default: "
+                                                        "the ones measured for the course, llm_course/book_estimate.json)")
+    run.add_argument("--rehearse", action="store_true",
+                     help="book only: run every stage on random weights of GPT-2's shapes (no download), a few steps "
+                          "each, and measure the time per step (default DIR: runs/book-rehearsal)")
+    run.add_argument("--steps", type=_at_least(int, 1), help="with --rehearse: optimizer steps per fine-tuning "
+                                                           "(default 2)")
     run.set_defaults(func=cmd_run)
 
     chat = sub.add_parser("chat", help="chat with the instruction-tuned model")

@@ -13,6 +13,7 @@ a chapter's recipe with ``monkeypatch``.
 
 import dataclasses
 import importlib.metadata
+import itertools
 import json
 import math
 import time
@@ -47,11 +48,14 @@ class RunPlan:
     tokenizer_chars: int = 20_000          # characters of The Verdict both tokenizers encode
     eval_batches: int | None = None        # validation batches for the base model's loss (None: all)
     eval_batch_size: int = 8
+    eval_context: int | None = None        # tokens per validation window (None: the model's context length)
     sample_prompts: tuple[str, ...] = ("ROMEO:\n", "I had always thought")
     sample_tokens: int = 40                # tokens per sample generation
     instruction_examples: int | None = None  # test instructions answered (None: the whole test split)
     max_new_tokens: int | None = None      # longest answer (None: the chapter's FINETUNE_SETTINGS value)
     report_examples: int = 3               # answers shown in the report
+    max_steps: int | None = None           # optimizer steps per fine-tuning (None: the chapter recipe's)
+    spam_eval_batches: int | None = None   # batches per split for the spam classifier's accuracy (None: all)
     seed: int = 123
     judge_url: str | None = None           # the Ollama server that judges (None: chapter 7's OLLAMA_URL)
     judge_model: str = "llama3"            # chapter 7's judge model
@@ -103,6 +107,13 @@ def base_recipe(profile):
 def base_data(profile):
     return tuple(entry for name in base_models(profile)
                  for entry in (list(ch05.COURSE_BASE_RECIPE.texts) if name == "course-base" else [ch05.GPT2_WEIGHTS[name]]))
+
+
+def capped(recipe, plan):
+    """A chapter's settings with the plan's step cap (``max_steps``), when the plan sets a lower one."""
+    if plan.max_steps is None or (recipe.max_steps is not None and recipe.max_steps <= plan.max_steps):
+        return recipe
+    return dataclasses.replace(recipe, max_steps=plan.max_steps)
 
 
 def _history(history, keys):
@@ -188,8 +199,9 @@ def evaluate_base(ctx):
     for name in base_models(ctx.profile):
         model = ch05.load_pretrained(name).to(ctx.device).eval()
         context = model.config.context_length
-        loader = ch02.create_dataloader(val_text, batch_size=plan.eval_batch_size, context_length=context,
-                                        stride=context, shuffle=False, drop_last=False)
+        window = min(plan.eval_context or context, context)
+        loader = ch02.create_dataloader(val_text, batch_size=plan.eval_batch_size, context_length=window,
+                                        stride=window, shuffle=False, drop_last=False)
         n_batches = len(loader) if plan.eval_batches is None else min(plan.eval_batches, len(loader))
         start = time.perf_counter()
         loss = ch05.calc_loss_loader(loader, model, ctx.device, num_batches=n_batches)
@@ -225,9 +237,12 @@ def spam_recipe(profile):
 def finetune_spam(ctx):
     """Chapter 6's recipe in one call (``finetune_spam_classifier``, as the notebook runs it), then the
     accuracy on each split and the confusion matrix on the test set."""
-    model, history, loaders = ch06.finetune_spam_classifier(ctx.profile, ctx.device)
-    accuracy = {split: ch06.calc_accuracy_loader(loader, model, ctx.device) for split, loader in loaders.items()}
-    predicted, true = ch06.predict_loader(model, loaders["test"], ctx.device)
+    recipe = capped(ch06.SPAM_SETTINGS[ctx.profile], ctx.plan)
+    model, history, loaders = ch06.finetune_spam_classifier(ctx.profile, ctx.device, recipe=recipe)
+    n = ctx.plan.spam_eval_batches
+    accuracy = {split: ch06.calc_accuracy_loader(loader, model, ctx.device, num_batches=n)
+                for split, loader in loaders.items()}
+    predicted, true = ch06.predict_loader(model, itertools.islice(loaders["test"], n), ctx.device)
     return {"base_model": ch06.SPAM_SETTINGS[ctx.profile].base_model,
             "examples": {split: len(loader.dataset) for split, loader in loaders.items()},
             "max_length": loaders["train"].dataset.max_length, "accuracy": accuracy,
@@ -243,7 +258,8 @@ def _spam_summary(result):
 
 def finetune_instructions(ctx):
     """Chapter 7's finetune_instruction_model, saved into the run folder for `llm-course chat --run`."""
-    model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device)
+    recipe = capped(ch07.FINETUNE_SETTINGS[ctx.profile], ctx.plan)
+    model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device, recipe=recipe)
     folder = ctx.out / INSTRUCT_MODEL_DIR
     ch05.save_model_folder(model, folder, profile=ctx.profile,
                                 base_model=ch07.FINETUNE_SETTINGS[ctx.profile].base_model,
@@ -420,11 +436,14 @@ STAGES = [
           recipe=base_recipe, chapters=MODEL_CHAPTERS, data=base_data),
     Stage("base-eval", "evaluating the base model", evaluate_base, _eval_summary,
           recipe=base_eval_recipe, chapters=MODEL_CHAPTERS, deps=("base",), data=base_eval_data,
-          plan_fields=("eval_batches", "eval_batch_size", "sample_prompts", "sample_tokens", "seed")),
+          plan_fields=("eval_batches", "eval_batch_size", "eval_context", "sample_prompts", "sample_tokens",
+                       "seed")),
     Stage("spam", "fine-tuning the spam classifier (chapter 6)", finetune_spam, _spam_summary,
-          recipe=spam_recipe, chapters=MODEL_CHAPTERS + (CH06,), data=("sms-spam-collection",), deps=("base",)),
+          recipe=spam_recipe, chapters=MODEL_CHAPTERS + (CH06,), data=("sms-spam-collection",), deps=("base",),
+          plan_fields=("max_steps", "spam_eval_batches")),
     Stage("instruct", "instruction fine-tuning (chapter 7)", finetune_instructions, _instruct_summary,
-          recipe=lambda profile: ch07.FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",)),
+          recipe=lambda profile: ch07.FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",),
+          plan_fields=("max_steps",)),
     Stage("instruct-eval", "answering and scoring the test instructions", evaluate_instructions,
           _eval_instructions_summary, chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",),
           deps=("base", "instruct"), plan_fields=("instruction_examples", "max_new_tokens")),
