@@ -53,6 +53,8 @@ def rehearsed(tmp_path_factory):
     shortest = sorted(entries, key=lambda e: len(ch07.format_input(e)) + len(e["output"]))[:100]
     out = tmp_path_factory.mktemp("rehearsal")
     originals = {name: REGISTRY[name] for name in ("gpt2-124M", "gpt2-355M")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in test_pipeline: two threads are much slower on a busy 2-core machine
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLM_COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))  # the user's cache stays untouched
         mp.setitem(ch06.SPAM_SETTINGS, "book", dataclasses.replace(ch06.SPAM_SETTINGS["book"], batch_size=1))
@@ -60,6 +62,7 @@ def rehearsed(tmp_path_factory):
         mp.setattr(ch07, "load_instruction_data", lambda: list(shortest))
         figures = rehearsal.rehearse(out, TEST_PLAN)
         counts = estimate.unit_counts("book", TEST_PLAN)  # with the same smaller recipes and data
+    torch.set_num_threads(threads)
     return SimpleNamespace(out=out, figures=figures, counts=counts, originals=originals)
 
 
