@@ -1,7 +1,8 @@
 """The README's report excerpt is what the report writer makes of a real run's records.
 
 ``tests/fixtures/quick_run/`` holds what ``llm_course.pipeline.write_report`` reads from a
-real ``llm-course run`` (profile ``quick``, a 2-core CPU, every stage run): each stage's record
+real ``llm-course run`` (profile ``quick``, a 2-core CPU; every stage ran, course-base came
+from the course cache): each stage's record
 (``stages/<name>.json``, the fields the report uses) and the answers the report quotes
 (``instruction_responses.json``). Both READMEs show, between two markers, the report's
 title and the sections named in ``SECTIONS``, as the writer renders them from that fixture,
@@ -24,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 
 from llm_course.pipeline import write_report
@@ -39,6 +41,8 @@ SECTIONS = ("Stages", "2. Base model", "3. Base model evaluation", "4. Spam clas
 SECTION_ENDS = ("![", "Samples (", "### ")  # plots, sampled text, example answers: not in the excerpt
 RECORD_FIELDS = ("stage", "finished", "seconds", "result")  # what write_report reads from a record
 REGENERATE = "run `python tests/test_readme_report.py` and commit the READMEs"
+REFRESH = ("refresh it from a new run: `llm-course run --fresh --out runs/quick`, then "
+           "`python tests/test_readme_report.py --records runs/quick`")
 
 
 def read_result(stage: str) -> dict:
@@ -94,8 +98,17 @@ def readme_excerpt(readme: Path) -> str:
     return text.split(BEGIN)[1].split(END)[0].strip("\n")
 
 
+def rendered_excerpt(workdir: Path) -> str:
+    """``excerpt(render_report(workdir))``, or a failure that says how to refresh a fixture the writer cannot read."""
+    try:
+        return excerpt(render_report(workdir))
+    except (KeyError, IndexError, TypeError) as exc:
+        pytest.fail(f"the report writer cannot read {FIXTURE.relative_to(REPO_ROOT)} ({exc!r}): the stage records "
+                    f"changed shape; {REFRESH}")
+
+
 def test_the_readme_excerpts_are_the_report_of_the_stored_run(tmp_path):
-    expected = excerpt(render_report(tmp_path))
+    expected = rendered_excerpt(tmp_path)
     for readme in READMES:
         assert readme_excerpt(readme) == expected, (
             f"{readme.name}'s report excerpt differs from what the report writer makes of "
@@ -103,7 +116,7 @@ def test_the_readme_excerpts_are_the_report_of_the_stored_run(tmp_path):
 
 
 def test_the_excerpt_shows_the_tables_the_readme_talks_about(tmp_path):
-    shown = excerpt(render_report(tmp_path))
+    shown = rendered_excerpt(tmp_path)
     spam = read_result("spam")
     for name, row in zip(spam["class_names"], spam["confusion"]):
         assert f"| true {name} | {row[0]} | {row[1]} |" in shown, "the confusion matrix is missing"
