@@ -41,8 +41,10 @@ SECTIONS = ("Stages", "2. Base model", "3. Base model evaluation", "4. Spam clas
 SECTION_ENDS = ("![", "Samples (", "### ")  # plots, sampled text, example answers: not in the excerpt
 RECORD_FIELDS = ("stage", "finished", "seconds", "result")  # what write_report reads from a record
 REGENERATE = "run `python tests/test_readme_report.py` and commit the READMEs"
-REFRESH = ("refresh it from a new run: `llm-course run --fresh --out runs/quick`, then "
-           "`python tests/test_readme_report.py --records runs/quick`")
+REFRESH = (
+    "refresh it from a new run: `llm-course run --fresh --out runs/quick`, then "
+    "`python tests/test_readme_report.py --records runs/quick`"
+)
 
 
 def read_result(stage: str) -> dict:
@@ -55,8 +57,10 @@ def render_report(workdir: Path) -> str:
     The fixture's run ran every stage, so each stage's time in this run is its record's time.
     """
     shutil.copy(FIXTURE / RESPONSES_FILE, workdir / RESPONSES_FILE)
-    records = {stage.name: json.loads((FIXTURE / "stages" / f"{stage.name}.json").read_text(encoding="utf-8"))
-               for stage in STAGES}
+    records = {
+        stage.name: json.loads((FIXTURE / "stages" / f"{stage.name}.json").read_text(encoding="utf-8"))
+        for stage in STAGES
+    }
     timings = {name: record["seconds"] for name, record in records.items()}
     ctx = RunContext("quick", workdir, PLANS["quick"], torch.device("cpu"))
     return write_report(ctx, records, timings).read_text(encoding="utf-8")
@@ -103,8 +107,10 @@ def rendered_excerpt(workdir: Path) -> str:
     try:
         return excerpt(render_report(workdir))
     except (KeyError, IndexError, TypeError) as exc:
-        pytest.fail(f"the report writer cannot read {FIXTURE.relative_to(REPO_ROOT)} ({exc!r}): the stage records "
-                    f"changed shape; {REFRESH}")
+        pytest.fail(
+            f"the report writer cannot read {FIXTURE.relative_to(REPO_ROOT)} ({exc!r}): the stage records "
+            f"changed shape; {REFRESH}"
+        )
 
 
 def test_the_readme_excerpts_are_the_report_of_the_stored_run(tmp_path):
@@ -112,7 +118,8 @@ def test_the_readme_excerpts_are_the_report_of_the_stored_run(tmp_path):
     for readme in READMES:
         assert readme_excerpt(readme) == expected, (
             f"{readme.name}'s report excerpt differs from what the report writer makes of "
-            f"{FIXTURE.relative_to(REPO_ROOT)}: {REGENERATE}")
+            f"{FIXTURE.relative_to(REPO_ROOT)}: {REGENERATE}"
+        )
 
 
 def test_the_excerpt_shows_the_tables_the_readme_talks_about(tmp_path):
@@ -134,7 +141,7 @@ def store_records(run_dir: Path) -> None:
         kept = {field: record[field] for field in RECORD_FIELDS}
         atomic_write(FIXTURE / "stages" / f"{stage.name}.json", json.dumps(kept, indent=1, ensure_ascii=False) + "\n")
     answers = json.loads((run_dir / RESPONSES_FILE).read_text(encoding="utf-8"))
-    quoted = answers[:PLANS["quick"].report_examples]  # the report quotes only these
+    quoted = answers[: PLANS["quick"].report_examples]  # the report quotes only these
     atomic_write(FIXTURE / RESPONSES_FILE, json.dumps(quoted, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -152,8 +159,9 @@ def write_excerpts() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Regenerate the READMEs' report excerpts.")
-    parser.add_argument("--records", type=Path, metavar="RUN_DIR",
-                        help="first replace the fixture with the records of this run folder")
+    parser.add_argument(
+        "--records", type=Path, metavar="RUN_DIR", help="first replace the fixture with the records of this run folder"
+    )
     args = parser.parse_args()
     if args.records:
         store_records(args.records)
