@@ -1,20 +1,19 @@
 """The course command line: ``llm-course run | fetch | check | chat | pretrain | export``."""
 
 import argparse
-import importlib
 import importlib.metadata
 import os
 import platform
 import sys
 from pathlib import Path
 
-from shared.classroom import add_classroom_command
-from shared.colab import add_colab_command
+from llm_course.classroom import add_classroom_command
+from llm_course.colab import add_colab_command
 from shared.config import PROFILES, ProfileError, settings
 from shared.data import ChecksumError, FetchError
 from shared.export import REPO_ROOT
 from llm_course import PipelineError
-from shared.translate import add_translate_command
+from llm_course.translate import add_translate_command
 
 DIST = "llm-from-scratch-course"
 
@@ -191,7 +190,9 @@ def _chat_smollm2(args) -> int:
 
 def cmd_pretrain(args) -> int:
     """Appendix A's ``pretrain``, which parses its own options (see ``llm-course pretrain --help``)."""
-    return importlib.import_module("appendix_a_distributed.distributed").pretrain_main(args.args)
+    from appendix_a_distributed.distributed import pretrain_main
+
+    return pretrain_main(args.args)
 
 
 def _at_least(kind, low):

@@ -28,6 +28,7 @@ from ch07_instruction import instruction as ch07
 from ch08_modern_llm import modern_llm as ch08
 from llm_course import PipelineError
 from llm_course.judge import describe_failures, find_model, judge_all, probe_ollama, worth_retrying
+from shared import GPT_CONFIGS
 from shared.data import REGISTRY, FetchError, fetch, gpt2_encoding, local_copy
 from shared.progress import progress_class
 from shared.runtime import set_seed
@@ -100,7 +101,7 @@ def base_models(profile):
 def base_recipe(profile):
     """What determines each base model: course-base's recipe, or a GPT-2 size and its weights file."""
     return {name: ch05.COURSE_BASE_RECIPE if name == "course-base"
-            else {"config": ch05.GPT_CONFIGS[name], "weights": ch05.GPT2_WEIGHTS[name]}
+            else {"config": GPT_CONFIGS[name], "weights": ch05.GPT2_WEIGHTS[name]}
             for name in base_models(profile)}
 
 

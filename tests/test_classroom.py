@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import classroom
-from shared.classroom import (COURSE, DATA, MANIFEST, TEACHER, build_bundle, check_bundle, chapter_folders,
+from llm_course import classroom
+from llm_course.classroom import (COURSE, DATA, MANIFEST, TEACHER, build_bundle, check_bundle, chapter_folders,
                               is_solutions, write_manifest)
 from shared.data import REGISTRY, sha256_of
 from shared.export import REPO_ROOT, is_translation

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from shared import colab
+from llm_course import colab
 from shared.export import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "ch01_intro" / "intro.ipynb"

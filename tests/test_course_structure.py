@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 import shared
-from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_path, stale_modules
+from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_path, read_all, stale_modules
 
 CHAPTER_MODULES = sorted(module_path(nb) for nb in chapter_notebooks())
 EXERCISE_CHECKS = sorted(p for pattern in ("ch[0-9][0-9]_*/checks.py", "appendix_*/checks.py") for p in REPO_ROOT.glob(pattern))
-# The plumbing every chapter may use; the CLI and the end-to-end run sit on top of all chapters.
-PLUMBING = [REPO_ROOT / "shared" / f"{name}.py" for name in ("config", "data", "files", "runtime", "export", "exercises", "notebook_policy", "progress", "validation", "translate", "colab", "glossary")]
+# The plumbing every chapter may use: every file of shared/. The application (llm_course/: the CLI,
+# the end-to-end run, its stages, the chat front-end and the judge client) sits on top of all chapters.
+PLUMBING = sorted((REPO_ROOT / "shared").glob("*.py"))
+APPLICATION = sorted((REPO_ROOT / "llm_course").glob("*.py"))
 
 
 def chapter_number(module: str) -> int | None:
@@ -86,9 +88,77 @@ def test_chapters_import_only_earlier_chapters(module):
     assert not later, f"{module.name} imports chapter(s) {sorted(later)}; a chapter may use only earlier ones"
 
 
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports (``import a.b`` and ``from a.b import c`` give ``a.b``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_layers_have_files():
+    assert len(PLUMBING) > 10 and (REPO_ROOT / "shared" / "__init__.py") in PLUMBING
+    assert {p.name for p in APPLICATION} >= {"cli.py", "pipeline.py", "stages.py", "judge.py"}
+
+
 @pytest.mark.parametrize("module", PLUMBING, ids=lambda p: p.name)
-def test_plumbing_imports_no_chapter(module):
+def test_plumbing_imports_no_chapter_and_no_application(module):
     assert imported_chapters(module) == set()
+    application = {m for m in imported_modules(module) if m.split(".")[0] == "llm_course"}
+    assert not application, f"shared/{module.name} imports the application ({sorted(application)})"
+
+
+def chapter_modules_imported(tree: ast.AST) -> dict[str, str]:
+    """{local name: chapter module} for ``from chXX_topic import topic as alias`` / ``import chXX_topic.topic``."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and chapter_number(node.module):
+            if "." not in node.module:  # from ch05_pretraining import pretraining as ch05
+                aliases.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+        elif isinstance(node, ast.Import):
+            aliases.update({a.asname: a.name for a in node.names if a.asname and chapter_number(a.name)})
+    return aliases
+
+
+def private_chapter_uses(path: Path) -> list[str]:
+    """How an application file reaches chapter code other than by a public name (a module's ``__all__``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    public = {name: set(read_all(REPO_ROOT / Path(*name.split(".")).with_suffix(".py"))) for name in
+              {module_path(nb).relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
+               for nb in chapter_notebooks()}}
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in public:
+            problems += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names
+                         if a.name not in public[node.module]]
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            problems.append(f"line {node.lineno}: import_module(...) hides which chapter is used")
+    aliases = chapter_modules_imported(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            module = aliases[node.value.id]
+            if node.attr not in public.get(module, set()):
+                problems.append(f"line {node.lineno}: {node.value.id}.{node.attr} is not in {module}.__all__")
+    return problems
+
+
+@pytest.mark.parametrize("module", APPLICATION, ids=lambda p: p.name)
+def test_application_uses_chapters_by_public_names_only(module):
+    assert private_chapter_uses(module) == []
+
+
+def test_the_public_name_check_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ch05_pretraining import pretraining as ch05\n"
+                   "from ch07_instruction.instruction import _ARTICLES\n"
+                   "import importlib\n"
+                   "ch05._check_state_dict(None, {}, '')\n"
+                   "importlib.import_module('ch06_classification.classification')\n")
+    problems = private_chapter_uses(bad)
+    assert len(problems) == 3 and any("_check_state_dict" in p for p in problems), problems
 
 
 @pytest.mark.parametrize("module", CHAPTER_MODULES, ids=lambda p: p.parent.name)

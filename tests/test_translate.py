@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from shared import translate as tr
+from llm_course import translate as tr
 from shared.export import REPO_ROOT
 
 
@@ -123,7 +123,7 @@ def test_translated_twins_are_not_chapter_sources():
 
 
 def test_the_colab_badge_needs_no_translation_and_opens_the_twin(course):
-    from shared.colab import add_colab_cells, badge_source
+    from llm_course.colab import add_colab_cells, badge_source
 
     root, english = course
     english.write_text(json.dumps(add_colab_cells(json.loads(english.read_text()), "ch09_demo/demo.ipynb")))

@@ -27,7 +27,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.colab import badge_source, is_badge, notebook_relpath
+from llm_course.colab import badge_source, is_badge, notebook_relpath
 from shared.export import CHAPTER_GLOBS, REPO_ROOT, is_translation
 from shared.files import atomic_write
 

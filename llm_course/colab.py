@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from shared.classroom import chapter_folders, read_notebook, write_notebook
+from llm_course.classroom import chapter_folders, read_notebook, write_notebook
 from shared.export import REPO_ROOT
 
 # The course's public repository (owner/name on GitHub) and the branch Colab opens.
