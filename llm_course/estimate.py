@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ch02_tokenization import tokenization as ch02
+from ch04_gpt_model import gpt_model as ch04
 from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
@@ -71,7 +72,7 @@ def base_eval_counts(profile, plan):
     counts = {}
     for name in base_models(profile):
         label = _size_label(name)
-        config = ch05.course_base_config() if name == "course-base" else ch05.GPT_CONFIGS[name]
+        config = ch05.course_base_config() if name == "course-base" else ch04.GPT_CONFIGS[name]
         window = min(plan.eval_context or config.context_length, config.context_length)
         n = _batches(len(ch02.GPTDataset(val_text, window, stride=window)), plan.eval_batch_size)
         counts[("eval batch", label)] = n if plan.eval_batches is None else min(plan.eval_batches, n)
@@ -213,7 +214,7 @@ def download_lines(profile):
     from llm_course.rehearsal import gpt2_file_size
 
     cfg, lines, to_fetch = settings(profile), [], 0
-    sizes = {entry: ch05.GPT_CONFIGS[name] for name, entry in ch05.GPT2_WEIGHTS.items()}
+    sizes = {entry: ch04.GPT_CONFIGS[name] for name, entry in ch05.GPT2_WEIGHTS.items()}
     for entry in entries_for(profile):
         found = local_copy(entry.name)
         if found is not None:

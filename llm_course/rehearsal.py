@@ -345,7 +345,7 @@ def rehearse(out=None, plan=REHEARSAL_PLAN, profile="book"):
     (count and seconds) and its fixed seconds (the rest: loading, saving, data).
     Raises what the stage raises when a stage fails: that is what a rehearsal is for.
     """
-    from ch05_pretraining import pretraining as ch05
+    from ch04_gpt_model import gpt_model as ch04
     from llm_course.pipeline import load_record, run_pipeline
 
     with contextlib.ExitStack() as stack:
@@ -360,11 +360,11 @@ def rehearse(out=None, plan=REHEARSAL_PLAN, profile="book"):
         files = {}
         for name, entry_name in weights.items():
             print(
-                f"rehearsal: writing random {name} weights ({gpt2_file_size(ch05.GPT_CONFIGS[name]) / 1e9:.2f} GB, "
+                f"rehearsal: writing random {name} weights ({gpt2_file_size(ch04.GPT_CONFIGS[name]) / 1e9:.2f} GB, "
                 f"the hub's layout) to {cache}",
                 flush=True,
             )
-            files[entry_name] = write_gpt2_weights(ch05.GPT_CONFIGS[name], cache / REGISTRY[entry_name].relpath)
+            files[entry_name] = write_gpt2_weights(ch04.GPT_CONFIGS[name], cache / REGISTRY[entry_name].relpath)
         pins = stack.enter_context(pinned_registry(files))
         stack.enter_context(_environment(LLM_COURSE_CACHE=str(cache)))
         clocks = {}

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ch04_gpt_model.gpt_model import GPT_CONFIGS, GPTModel
 from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
@@ -149,7 +150,7 @@ def test_a_pinned_entry_refuses_any_other_file_and_is_restored_after_an_error(tm
 
 def test_the_weights_have_the_hub_layout_and_load_in_chapter_5(tmp_path):
     config = dataclasses.replace(
-        ch05.GPT_CONFIGS["gpt2-small (124M)"], emb_dim=16, n_heads=2, n_layers=2, context_length=8, vocab_size=50
+        GPT_CONFIGS["gpt2-small (124M)"], emb_dim=16, n_heads=2, n_layers=2, context_length=8, vocab_size=50
     )
     path = rehearsal.write_gpt2_weights(config, tmp_path / "model.safetensors")
     assert path.stat().st_size == rehearsal.gpt2_file_size(config)
@@ -159,7 +160,7 @@ def test_the_weights_have_the_hub_layout_and_load_in_chapter_5(tmp_path):
     state = load_file(path)
     assert sorted((k, tuple(v.shape)) for k, v in state.items()) == sorted(rehearsal.gpt2_hub_tensors(config))
     assert torch.equal(state["h.0.attn.bias"][0, 0], torch.tril(torch.ones(8, 8)))
-    model = ch05.load_gpt2_weights(ch05.GPTModel(config), path)
+    model = ch05.load_gpt2_weights(GPTModel(config), path)
     assert torch.equal(model.tok_emb.weight, state["wte.weight"])
     assert torch.equal(model.trf_blocks[1].ff.layers[0].weight, state["h.1.mlp.c_fc.weight"].T)
 
