@@ -24,6 +24,7 @@ from ch07_instruction import instruction as ch07
 from llm_course import cli, estimate, rehearsal
 from llm_course.stages import STAGES
 from shared.data import REGISTRY, ChecksumError, check_gpt2_safetensors, verify
+from shared.export import REPO_ROOT
 
 
 def closed_port_url():
@@ -197,3 +198,17 @@ def test_the_dry_run_of_quick_lists_the_work_and_runs_nothing(capsys, tmp_path, 
 def test_rehearse_refuses_the_quick_profile(capsys):
     assert cli.main(["run", "--profile", "quick", "--rehearse"]) == 2
     assert "add --profile book" in capsys.readouterr().err
+
+
+def test_the_readmes_state_the_committed_estimate():
+    figures = json.loads(rehearsal.COMMITTED_ESTIMATE.read_text())
+    rows = estimate.estimate(figures, estimate.unit_counts("book"))
+    hours = sum(total for _, _, total in rows.values()) / 3600
+    steps = figures["stages"]["instruct"]["units"]["train step, 355M"]
+    step = steps["seconds"] / steps["count"]
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    korean = (REPO_ROOT / "README.ko.md").read_text(encoding="utf-8")
+    assert f"**about {hours:.1f} h**" in readme and f"**약 {hours:.1f}시간**" in korean
+    assert f"{step:.1f} per step" in readme and f"스텝당 {step:.1f}" in korean
+    for text in (readme, korean):
+        assert "llm-course run --profile book --dry-run" in text and "llm-course run --profile book --rehearse" in text
