@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import struct
 import tempfile
 import time
@@ -175,13 +176,19 @@ def _environment(**values):
 
 
 def _link_local_files(cache, skip):
-    """Make the registry files already on this machine visible in the temporary cache (symlinks)."""
+    """Make the registry files already on this machine visible in the temporary cache.
+
+    A symbolic link each, or a copy where links are not allowed (Windows without developer mode).
+    """
     for name in REGISTRY:
         found = None if name in skip else local_copy(name)
         if found is not None and found.suffix != ".whl":  # a wheel is unpacked by fetch, from the mirror
             target = cache / REGISTRY[name].relpath
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(found.resolve())
+            try:
+                target.symlink_to(found.resolve())
+            except OSError:
+                shutil.copyfile(found, target)
 
 
 # --- 3. timing units of work ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ import torch
 from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
+from ch08_modern_llm import modern_llm as ch08
 from ollama_stub import STALL, OllamaStub
 from llm_course import cli, pipeline, stages
 from shared.data import REGISTRY
@@ -204,7 +205,6 @@ def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_th
     baselines and says how to get SmolLM2; once the file is at hand, only that stage runs again."""
     copy = tmp_path / "copy"
     shutil.copytree(run.out, copy)
-    ch08 = stages.chapter(stages.CH08)
 
     def unavailable():
         raise stages.FetchError("could not fetch 'smollm2-135m-instruct': LLM_COURSE_MIRROR is not set, and pip failed.")
