@@ -768,7 +768,7 @@ COURSE_BASE_RECIPE = PretrainSettings(
 
 def course_base_config():
     """The GPTConfig of course-base (GPT-2 tokenizer, 256-token context, 6 blocks of width 128)."""
-    return dataclasses.replace(COURSE_BASE_RECIPE.config)  # a copy: GPTConfig can be changed in place
+    return COURSE_BASE_RECIPE.config
 
 
 def course_base_texts():
