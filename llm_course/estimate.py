@@ -277,7 +277,7 @@ def dry_run(profile, estimate_file=None):
     lines += [
         "",
         f"time estimate from a rehearsal on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch "
-        f"threads, torch {m['torch']}, load average {m['load_average'][0]}), {figures['measured']} "
+        f"thread{'s' * (m['torch_threads'] != 1)}, torch {m['torch']}, load average {m['load_average'][0]}), {figures['measured']} "
         f"({path.name}):",
     ]
     for stage, (fixed, units, total) in rows.items():
