@@ -20,10 +20,9 @@ from dataclasses import replace
 import torch
 
 from common import Result, gpt2_pair, interleaved_medians, shakespeare_tokens, run_script
-from shared import GPT_CONFIGS, generate
+from shared import END_OF_TEXT_ID, GPT_CONFIGS, generate
 
 PROMPT_TOKENS, NEW_TOKENS = 10, 200
-END_OF_TEXT = 50256  # GPT-2's <|endoftext|>, HF's padding id here (a batch of one needs none)
 CACHE_TARGET, HF_TARGET = 5.0, 1.0
 
 
@@ -43,7 +42,7 @@ def main(quick: bool = False, config=None) -> list:
         "cache": lambda: generate(ours, prompt, NEW_TOKENS, config.context_length, use_cache=True),
         "no cache": lambda: generate(ours, prompt, NEW_TOKENS, config.context_length),
         "hf": lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=NEW_TOKENS,
-                                  do_sample=False, use_cache=True, pad_token_id=END_OF_TEXT,
+                                  do_sample=False, use_cache=True, pad_token_id=END_OF_TEXT_ID,  # HF's padding id (a batch of one needs none)
                                   min_new_tokens=NEW_TOKENS),
     }
     tokens = {name: run() for name, run in runs.items()}  # also the warmup

@@ -199,26 +199,14 @@ class SpamSettings:
     max_steps: int | None = None  # stop after this many optimizer steps (None: every epoch)
 
 
-SPAM_SETTINGS = {  # per profile: the base model and the fine-tuning recipe
-    "quick": SpamSettings(
-        "course-base",
-        train_all=True,
-        batch_size=8,
-        learning_rate=1e-3,
-        weight_decay=0.1,
-        num_epochs=2,
-        linear_decay=True,
-    ),
-    "book": SpamSettings(
-        "gpt2-small (124M)",
-        train_all=False,
-        batch_size=8,
-        learning_rate=5e-5,
-        weight_decay=0.1,
-        num_epochs=5,
-        linear_decay=False,
-    ),
+# fmt: off
+SPAM_SETTINGS = {  # per profile: the base model and the fine-tuning recipe (a table: one profile per entry)
+    "quick": SpamSettings("course-base", train_all=True, batch_size=8, learning_rate=1e-3, weight_decay=0.1,
+                          num_epochs=2, linear_decay=True),
+    "book": SpamSettings("gpt2-small (124M)", train_all=False, batch_size=8, learning_rate=5e-5, weight_decay=0.1,
+                         num_epochs=5, linear_decay=False),
 }
+# fmt: on
 
 
 # ch06_classification/classification.ipynb, 6.5 Model surgery: a classification head

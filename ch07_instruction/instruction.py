@@ -101,26 +101,14 @@ class FinetuneSettings:
     max_steps: int | None = None  # stop after this many optimizer steps (None: every epoch)
 
 
-FINETUNE_SETTINGS = {
-    "quick": FinetuneSettings(
-        "course-base",
-        num_epochs=2,
-        batch_size=8,
-        learning_rate=2e-3,
-        weight_decay=0.1,
-        max_new_tokens=48,
-        mask_prompt=False,
-    ),
-    "book": FinetuneSettings(
-        "gpt2-medium (355M)",
-        num_epochs=2,
-        batch_size=8,
-        learning_rate=5e-5,
-        weight_decay=0.1,
-        max_new_tokens=256,
-        mask_prompt=False,
-    ),
+# fmt: off
+FINETUNE_SETTINGS = {  # per profile (a table: one profile per entry)
+    "quick": FinetuneSettings("course-base", num_epochs=2, batch_size=8, learning_rate=2e-3,
+                              weight_decay=0.1, max_new_tokens=48, mask_prompt=False),
+    "book": FinetuneSettings("gpt2-medium (355M)", num_epochs=2, batch_size=8, learning_rate=5e-5,
+                             weight_decay=0.1, max_new_tokens=256, mask_prompt=False),
 }
+# fmt: on
 
 
 # ch07_instruction/instruction.ipynb, 7.2 The data: 1,100 instructions with answers
@@ -204,7 +192,7 @@ class InstructionDataset(Dataset):
 
 # ch07_instruction/instruction.ipynb, 7.3 Batching: padding that the loss ignores
 def instruction_collate(
-    batch, pad_token_id=50256, ignore_index=-100, allowed_max_length=None, device="cpu", mask_prompt=False
+    batch, pad_token_id=END_OF_TEXT_ID, ignore_index=-100, allowed_max_length=None, device="cpu", mask_prompt=False
 ):
     """Turn ``(token_ids, prompt_length)`` pairs into padded ``(inputs, targets)`` tensors.
 
