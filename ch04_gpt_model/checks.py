@@ -7,7 +7,6 @@ explains, so the reader can try again.
 
 import contextlib
 import dataclasses
-import numbers
 
 import torch
 import torch.nn as nn
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 
 from ch04_gpt_model.gpt_model import TransformerBlock, count_parameters
 from shared import GPT_CONFIGS, GPTConfig, GPTModel, generate_text_simple
-from shared.exercises import RETURNED_NONE, call_safely, not_a_function, not_answered, report
+from shared.exercises import RETURNED_NONE, call_safely, is_integer, not_a_function, not_answered, report
 
 # Small enough to check in milliseconds; dropout on, so forgetting a dropout shows.
 SMALL = GPTConfig(vocab_size=50, context_length=8, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.2, qkv_bias=True)
@@ -88,7 +87,7 @@ def check_exercise_1(att_params, ff_params):
 
 def _parameter_problem(att_params, ff_params):
     for name, value in [("att_params", att_params), ("ff_params", ff_params)]:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if not is_integer(value):
             return f"{name} should be a whole number (an int), got {type(value).__name__} {value!r}"
     with torch.device("meta"):  # shapes only, no memory
         block = TransformerBlock(GPT_CONFIGS["gpt2-medium (355M)"])

@@ -12,7 +12,8 @@ import torch
 
 from ch05_pretraining.pretraining import top_k_filter
 from shared import GPTConfig, GPTModel, KVCache, load_gpt2_weights
-from shared.exercises import NOT_ANSWERED, aten_ops_called, call_answer, call_safely, is_number, not_a_function, not_answered
+from shared.exercises import (NOT_ANSWERED, aten_ops_called, call_answer, call_safely, is_number, not_a_function,
+                              not_answered)
 
 
 def check_exercise_1(loss, perplexity):

@@ -19,10 +19,6 @@ from shared.exercises import call_safely, is_integer, is_number, not_answered, r
 NOT_ANSWERED = "Not answered yet: replace the `None`s with your answers, then run the check again."
 
 
-def _any_not_answered(*answers) -> bool:
-    return any(not_answered(answer, NOT_ANSWERED) for answer in answers)
-
-
 @lru_cache(maxsize=4)
 def _dataset(split: str, max_length: int | None = None) -> SpamDataset:
     """One of the chapter's splits, encoded with the chapter's tokenizer.
@@ -100,7 +96,7 @@ def check_exercise_1(model_other, test_accuracy_other, chapter_trained_all):
     should train only the last block, final norm and head; False (``book``): the answer trains all.
     The check measures ``model_other``'s test accuracy itself and compares it with the one reported.
     """
-    if _any_not_answered(model_other, test_accuracy_other):
+    if not_answered(model_other, NOT_ANSWERED) or not_answered(test_accuracy_other, NOT_ANSWERED):
         return
     if not isinstance(chapter_trained_all, bool):
         print(f"Pass TRAIN_ALL (True or False) as the third argument, not {chapter_trained_all!r}.")
@@ -157,7 +153,7 @@ def check_exercise_2(first_token_model, last_token_model):
     really reads position 0 only (its scores stay the same when every later token changes) and
     ``last_token_model`` does not.
     """
-    if _any_not_answered(first_token_model, last_token_model):
+    if not_answered(first_token_model, NOT_ANSWERED) or not_answered(last_token_model, NOT_ANSWERED):
         return
     problem = _model_problem("first_token_model", first_token_model) or _model_problem("last_token_model",
                                                                                        last_token_model)
@@ -201,7 +197,7 @@ def check_exercise_3(long_train_dataset, model_long, context_length):
     ``long_train_dataset``, then measures ``model_long``'s accuracy on the test split padded the
     same way.
     """
-    if _any_not_answered(long_train_dataset, model_long):
+    if not_answered(long_train_dataset, NOT_ANSWERED) or not_answered(model_long, NOT_ANSWERED):
         return
     if not is_integer(context_length):
         print(f"Pass the model's context_length (an int) as the last argument, not {context_length!r}.")
