@@ -70,6 +70,9 @@ def _trainable(module):
 
 def _recipe_problem(model_other, chapter_trained_all):
     """None if ``model_other`` trains the other choice of parameters than the chapter, else what is off."""
+    if not all(isinstance(getattr(model_other, name, None), nn.Module) for name in ("trf_blocks", "final_norm")):
+        return ("model_other should be the classifier itself, a GPTModel with trf_blocks, final_norm and the new "
+                "out_head: start from prepare_for_classification(...).")
     head = getattr(model_other, "out_head", None)
     if getattr(head, "out_features", None) != 2:
         return "model_other.out_head should be the 2-class head: start from prepare_for_classification(...)."

@@ -505,6 +505,7 @@ def test_exercise_1_check_rejects_typed_numbers_and_wrong_recipes(capsys, spam_s
     assert "not a percentage" in _verdict(capsys, checks.check_exercise_1, model, 100 * measured, True)
     assert "TRAIN_ALL" in _verdict(capsys, checks.check_exercise_1, model, measured, "quick")
     assert "nn.Module" in _verdict(capsys, checks.check_exercise_1, 0.9, measured, True)
+    assert "classifier itself" in _verdict(capsys, checks.check_exercise_1, FirstTokenTable(), measured, True)
     assert _verdict(capsys, checks.check_exercise_1, None, None, True).startswith("Not answered yet")
 
 
