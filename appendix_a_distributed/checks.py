@@ -8,17 +8,14 @@ import math
 
 import torch
 
-from shared.exercises import call_safely, not_answered
+from shared.exercises import call_safely, is_number, not_a_function, not_answered
 
 SHARD_CASES = [(list(range(8)), 2), (list(range(12)), 3), ([7, 3, 9, 1, 4, 0], 2), ([5, 2, 8, 6], 4), ([3, 1], 1)]
 
 
 def check_exercise_1(shard):
     """``shard(example_ids, rank, world_size)`` -> this rank's ids: together the ranks get every id once."""
-    if not_answered(shard):
-        return
-    if not callable(shard):
-        print(f"shard must be a function (example_ids, rank, world_size) -> list, got {type(shard).__name__}")
+    if not_a_function(shard, "shard(example_ids, rank, world_size)"):
         return
     for ids, world_size in SHARD_CASES:
         shares = []
@@ -49,11 +46,7 @@ def check_exercise_1(shard):
 
 def check_exercise_2(all_reduce_mean):
     """``all_reduce_mean(rank_grads)`` -> one tensor per rank, each the mean of all ranks' gradients."""
-    if not_answered(all_reduce_mean):
-        return
-    if not callable(all_reduce_mean):
-        print(f"all_reduce_mean must be a function (list of tensors) -> list of tensors, "
-              f"got {type(all_reduce_mean).__name__}")
+    if not_a_function(all_reduce_mean, "all_reduce_mean(rank_grads)"):
         return
     generator = torch.Generator().manual_seed(0)
     for world_size in (2, 3):
@@ -89,16 +82,13 @@ def check_exercise_2(all_reduce_mean):
 
 def check_exercise_3(scaled_lr):
     """``scaled_lr(base_lr, base_batch, new_batch)``: the linear scaling rule."""
-    if not_answered(scaled_lr):
-        return
-    if not callable(scaled_lr):
-        print(f"scaled_lr must be a function (base_lr, base_batch, new_batch) -> float, got {type(scaled_lr).__name__}")
+    if not_a_function(scaled_lr, "scaled_lr(base_lr, base_batch, new_batch)"):
         return
     for base_lr, base_batch, new_batch in [(2e-3, 2, 8), (1e-3, 16, 4), (0.1, 256, 8192), (5e-4, 8, 8)]:
         ok, lr = call_safely(scaled_lr, base_lr, base_batch, new_batch)
         if not ok or not_answered(lr):
             return
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        if not is_number(lr):
             print(f"scaled_lr must return a number, got {type(lr).__name__}")
             return
         expected = base_lr * new_batch / base_batch

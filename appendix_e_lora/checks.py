@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from appendix_e_lora.lora import LoRALinear
-from shared.exercises import call_safely, not_answered
+from shared.exercises import call_safely, not_a_function, not_answered
 
 NOT_ANSWERED = "Not answered yet: fill in your function, then run the check again."
 
@@ -34,8 +34,7 @@ def _layers():
 
 def check_exercise_1(merged_weight_fn):
     """``merged_weight_fn(layer)`` returns W + (alpha / rank) * B @ A, leaving the layer unchanged."""
-    if not callable(merged_weight_fn):
-        print(f"Expected a function merged_weight(layer), got {type(merged_weight_fn).__name__}.")
+    if not_a_function(merged_weight_fn, "merged_weight(layer)", NOT_ANSWERED):
         return
     for layer in _layers():
         before = {name: t.detach().clone() for name, t in layer.state_dict().items()}
@@ -76,8 +75,7 @@ def _update(d_out, d_in, true_rank, seed):
 
 def check_exercise_2(best_low_rank_fn):
     """``best_low_rank_fn(delta, rank)`` returns (B, A) whose product is the best rank-r approximation."""
-    if not callable(best_low_rank_fn):
-        print(f"Expected a function best_low_rank(delta, rank), got {type(best_low_rank_fn).__name__}.")
+    if not_a_function(best_low_rank_fn, "best_low_rank(delta, rank)", NOT_ANSWERED):
         return
     for d_out, d_in, rank, seed in [(12, 10, 3, 0), (8, 20, 1, 1), (16, 16, 8, 2)]:
         delta = _update(d_out, d_in, true_rank=4, seed=seed)

@@ -7,7 +7,7 @@ never raises on a wrong answer: it explains, so the reader can try again.
 import torch
 from torch import nn
 
-from shared.exercises import call_safely, not_answered
+from shared.exercises import call_safely, is_number, not_a_function, not_answered
 
 # (batch, tokens, heads, head_dim) cases: with one head or one token, a wrong layout can
 # look right, so every case has at least two of each.
@@ -35,10 +35,7 @@ def _tensor_problem(got, expected):
 def check_exercise_1(split_heads):
     """``split_heads(x, num_heads)``: (batch, tokens, heads * head_dim) -> (batch, heads, tokens, head_dim),
     the layout chapter 3's multi-head attention works in."""
-    if not_answered(split_heads):
-        return
-    if not callable(split_heads):
-        print(f"Pass your function itself, not its result (got a {type(split_heads).__name__}).")
+    if not_a_function(split_heads, "split_heads(x, num_heads)"):
         return
     for b, T, h, hd in HEAD_CASES:
         x = _numbered((b, T, h * hd))
@@ -108,10 +105,7 @@ def _sigmoid_grad(x, w, b, t):
 
 def check_exercise_3(grad_w):
     """``grad_w(x, w, b, t)``: d/dw of (sigmoid(w * x + b) - t) ** 2, derived by hand."""
-    if not_answered(grad_w):
-        return
-    if not callable(grad_w):
-        print(f"Pass your function itself, not its result (got a {type(grad_w).__name__}).")
+    if not_a_function(grad_w, "grad_w(x, w, b, t)"):
         return
     for x, w, b, t in [(1.5, 0.8, -0.3, 1.0), (-2.0, 0.5, 0.1, 0.0), (0.7, -1.2, 0.4, 0.25)]:
         ok, got = call_safely(grad_w, x, w, b, t)
@@ -122,7 +116,7 @@ def check_exercise_3(grad_w):
         if got is None:
             print("Not answered yet: your function returned None.")
             return
-        if isinstance(got, bool) or not isinstance(got, (int, float)):
+        if not is_number(got):
             print(f"Return a number (a float or a one-element tensor), not a {type(got).__name__}.")
             return
         expected, s = _sigmoid_grad(x, w, b, t)
@@ -145,10 +139,7 @@ def check_exercise_3(grad_w):
 def check_exercise_4(merge_heads):
     """``merge_heads(context)``: (batch, heads, tokens, head_dim) -> (batch, tokens, heads * head_dim),
     the inverse of exercise 1."""
-    if not_answered(merge_heads):
-        return
-    if not callable(merge_heads):
-        print(f"Pass your function itself, not its result (got a {type(merge_heads).__name__}).")
+    if not_a_function(merge_heads, "merge_heads(context)"):
         return
     for b, T, h, hd in HEAD_CASES:
         context = _numbered((b, h, T, hd))

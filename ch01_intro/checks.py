@@ -5,10 +5,9 @@ never raises on a wrong answer: it explains, so the reader can try again.
 """
 
 import math
-from numbers import Real
 
 from ch01_intro.intro import GPT3_TRAINING_MIX, GPT3_TRAINING_TOKENS, gpt_parameter_breakdown, training_flops
-from shared.exercises import call_safely, not_answered
+from shared.exercises import call_safely, is_number, not_a_function, not_answered, report
 
 # (tokens, context_size) cases: a limit larger than the text, a limit of 1, a one-token text,
 # and contexts shorter than the limit at the start (where `tokens[i - size:i]` goes wrong).
@@ -18,7 +17,7 @@ PAIR_CASES = [("the cat sat on the mat".split(), 3), (list("abcdefgh"), 1), ([5,
 
 def _number_problem(name, answer, expected, rel_tol):
     """None if ``answer`` is a finite number within ``rel_tol`` of ``expected``, else what is off."""
-    if isinstance(answer, bool) or not isinstance(answer, Real):
+    if not is_number(answer):
         return f"{name} should be a number (an int or a float), got a {type(answer).__name__}."
     if not math.isfinite(answer):
         return f"{name} = {answer} is not a finite number."
@@ -39,19 +38,11 @@ def _pairs_problem(got):
     return None
 
 
-def _print_first_problem(problems):
-    """Print the first problem found (None means none), or "Correct!" when there is none."""
-    print(next((problem for problem in problems if problem), "Correct!"))
-
-
 def check_exercise_1(make_pairs):
     """Check ``make_pairs(tokens, context_size)``, which should return the list of
     (context, next token) pairs of ``tokens``, each context being at most the
     ``context_size`` tokens before the target."""
-    if not_answered(make_pairs):
-        return
-    if not callable(make_pairs):
-        print(f"Pass your function itself, not its result (got a {type(make_pairs).__name__}).")
+    if not_a_function(make_pairs, "make_pairs(tokens, context_size)"):
         return
     for tokens, size in PAIR_CASES:
         expected = [(list(tokens[max(0, i - size):i]), tokens[i]) for i in range(1, len(tokens))]
@@ -91,13 +82,13 @@ def check_exercise_2(embedding_share, feed_forward_share):
     for name, answer, part in [("embedding_share", embedding_share, "token embedding"),
                                ("feed_forward_share", feed_forward_share, "feed-forward")]:
         problem = _number_problem(name, answer, parts[part] / total, 0.01)
-        if problem and isinstance(answer, Real) and not isinstance(answer, bool) and answer > 1:
+        if problem and is_number(answer) and answer > 1:
             problem += " It should be a fraction between 0 and 1, not a percentage."
         elif problem and problem.endswith("is off."):
             problem += (f" Divide the {part}'s parameters by the total, both from "
                         "gpt_parameter_breakdown(50257, 2048, 12288, 96).")
         problems.append(problem)
-    _print_first_problem(problems)
+    report(*problems)
 
 
 def check_exercise_3(flops, gpu_hours):
@@ -145,4 +136,4 @@ def check_exercise_4(epochs):
             problem += (f" Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) "
                         "by the tokens it contains.")
         problems.append(problem)
-    _print_first_problem(problems)
+    report(*problems)

@@ -11,33 +11,19 @@ import math
 import re
 from collections import Counter
 from functools import lru_cache
-from numbers import Integral, Real
 from pathlib import Path
 
 import torch
 
 from shared import BPETokenizer, GPTDataset, gpt2_encoding
-from shared.exercises import call_safely, not_answered
-
-
-def _uses(fn, names) -> list[str]:
-    """Which of ``names`` the code of ``fn`` refers to (globals, attributes, imports)."""
-    code = getattr(fn, "__code__", None)
-    return sorted(set(names) & set(code.co_names)) if code is not None else []
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
+from shared.exercises import call_safely, is_integer, is_number, names_used, not_a_function, not_answered
 
 
 def check_exercise_1(num_windows):
     """``num_windows(n_tokens, context_length, stride)`` == len(GPTDataset(...)), without building one."""
-    if not_answered(num_windows):
+    if not_a_function(num_windows, "num_windows(n_tokens, context_length, stride)"):
         return
-    if not callable(num_windows):
-        print(f"Not yet: pass the function num_windows itself, not {type(num_windows).__name__}.")
-        return
-    if shortcut := _uses(num_windows, {"GPTDataset", "create_dataloader"}):
+    if shortcut := sorted({"GPTDataset", "create_dataloader"} & names_used(num_windows)):
         print(f"Not yet: your function uses {', '.join(shortcut)}, which counts the windows for you. "
               "Derive the count from 'window k starts at k * stride and needs context_length + 1 tokens'.")
         return
@@ -48,7 +34,7 @@ def check_exercise_1(num_windows):
         ok, got = call_safely(num_windows, n_tokens, context_length, stride)
         if not ok or not_answered(got):
             return
-        if not _is_int(got):
+        if not is_integer(got):
             print(f"Not yet: num_windows({n_tokens}, {context_length}, {stride}) returned "
                   f"{type(got).__name__} {got!r}; a number of windows is an int (use // for the division).")
             return
@@ -68,10 +54,7 @@ def _most_frequent_pair(ids: list[int]) -> tuple[int, int]:
 
 def check_exercise_2(most_frequent_pair):
     """``most_frequent_pair(ids)``: the most frequent neighbouring pair, ties to the smallest pair."""
-    if not_answered(most_frequent_pair):
-        return
-    if not callable(most_frequent_pair):
-        print(f"Not yet: pass the function most_frequent_pair itself, not {type(most_frequent_pair).__name__}.")
+    if not_a_function(most_frequent_pair, "most_frequent_pair(ids)"):
         return
     # ties where the first pair seen is not the smallest; overlaps (5 5 5); ids above 255, as after merges
     cases = [[1, 2, 3, 1, 2], [5, 5, 5, 7, 5], [9, 4, 1, 2], [3, 3, 3, 3, 2, 3, 2, 3], list(b"aaabdaaabac"),
@@ -81,7 +64,7 @@ def check_exercise_2(most_frequent_pair):
         ok, got = call_safely(most_frequent_pair, list(ids))
         if not ok or not_answered(got):
             return
-        if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(_is_int(i) for i in got)):
+        if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(is_integer(i) for i in got)):
             print(f"Not yet: for {ids} your function returned {got!r}; return the pair itself, "
                   "a tuple of two ids such as (97, 97).")
             return
@@ -135,10 +118,7 @@ def _watched(weight: torch.Tensor, calls: list) -> torch.Tensor:
 
 def check_exercise_4(embed_with_one_hot):
     """``embed_with_one_hot(ids, weight)`` equals an embedding lookup, computed by a one-hot matrix product."""
-    if not_answered(embed_with_one_hot):
-        return
-    if not callable(embed_with_one_hot):
-        print(f"Not yet: pass the function embed_with_one_hot itself, not {type(embed_with_one_hot).__name__}.")
+    if not_a_function(embed_with_one_hot, "embed_with_one_hot(ids, weight)"):
         return
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(10, 5, generator=generator)
@@ -180,10 +160,7 @@ def _check_embedding(embed_with_one_hot, ids, weight) -> bool:
 
 def check_exercise_5(token_pieces):
     """``token_pieces(text)``: the text of each of GPT-2's tokens for ``text``, one string per token id."""
-    if not_answered(token_pieces):
-        return
-    if not callable(token_pieces):
-        print(f"Not yet: pass the function token_pieces itself, not {type(token_pieces).__name__}.")
+    if not_a_function(token_pieces, "token_pieces(text)"):
         return
     gpt2 = gpt2_encoding()
     for text in ["Akwirw ier", "Zorblingtonian tea!", "someunknownPlace", "  x3.14 Qwerty"]:
@@ -257,7 +234,7 @@ def _korean_merges(part: int, num_merges: int):
 
 
 def _is_real(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _close(a: float, b: float) -> bool:
@@ -305,10 +282,7 @@ def check_exercise_6(tokens_per_syllable, korean_bpe, gpt2_ratio, korean_ratio):
     ``korean_bpe``: a ``BPETokenizer`` trained on the training part; the two ratios measured
     with the function on the held-out part.
     """
-    if not_answered(tokens_per_syllable):
-        return
-    if not callable(tokens_per_syllable):
-        print(f"Not yet: pass the function tokens_per_syllable itself, not {type(tokens_per_syllable).__name__}.")
+    if not_a_function(tokens_per_syllable, "tokens_per_syllable(tokenizer, text)"):
         return
     if not _check_ratio_function(tokens_per_syllable) or not_answered(korean_bpe):
         return

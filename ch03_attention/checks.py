@@ -5,15 +5,14 @@ raises on a wrong answer: it type-checks what it gets, calls the reader's code o
 ``call_safely``, and explains, so the reader can try again.
 """
 
-import types
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from shared.exercises import call_safely, not_answered
+from shared.exercises import call_answer, call_safely, is_integer, names_used, not_a_function, not_answered
 
 NOT_A_TENSOR = "Expected a torch tensor, got {}."
+RETURNED_NONE = "Not answered yet: your function returned None."
 
 
 def _is_bool_mask(mask, shape):
@@ -25,25 +24,6 @@ def _is_bool_mask(mask, shape):
         print(f"Expected a bool tensor of shape {shape}, got {mask.dtype} {tuple(mask.shape)}.")
         return False
     return True
-
-
-def _is_function(answer, signature):
-    """False (after printing why) unless ``answer`` is a function the check can call."""
-    if not_answered(answer):
-        return False
-    if not callable(answer):
-        print(f"Expected a function {signature}, got {type(answer).__name__}.")
-        return False
-    return True
-
-
-def _returned(fn, *args):
-    """``(True, fn(*args))``; ``(False, None)`` after printing why if it raised or returned None."""
-    ok, result = call_safely(fn, *args)
-    if ok and result is None:
-        print("Not answered yet: your function returned None.")
-        return False, None
-    return ok, result
 
 
 # --- Exercise 1 ---------------------------------------------------------------------------
@@ -132,7 +112,7 @@ _FORBIDDEN = {  # function name -> where it lives; a call to any of them is the 
 
 
 def _call_recording_forbidden(fn, *args):
-    """``_returned(fn, *args)``, plus the names of the forbidden PyTorch functions it called."""
+    """``call_answer(fn, *args)``, plus the names of the forbidden PyTorch functions it called."""
     used, originals = [], []
     for name, homes in _FORBIDDEN.items():
         for home in homes:
@@ -147,7 +127,7 @@ def _call_recording_forbidden(fn, *args):
             originals.append((home, name, original))
             setattr(home, name, recording)
     try:
-        ok, result = _returned(fn, *args)
+        ok, result = call_answer(fn, *args, message=RETURNED_NONE)
     finally:
         for home, name, original in originals:
             setattr(home, name, original)
@@ -156,7 +136,7 @@ def _call_recording_forbidden(fn, *args):
 
 def check_exercise_2(attention_forward):
     """``attention_forward(layer, x)``: causal multi-head attention written out, without shortcuts."""
-    if not _is_function(attention_forward, "attention_forward(layer, x)"):
+    if not_a_function(attention_forward, "attention_forward(layer, x)"):
         return
     cases = [(3, 4, 2, 2, 6, False), (16, 12, 3, 2, 7, True), (8, 8, 1, 1, 5, False), (10, 12, 4, 3, 1, True)]
     for seed, (d_in, d_out, num_heads, batch, num_tokens, qkv_bias) in enumerate(cases):
@@ -221,7 +201,7 @@ def check_exercise_3(wrapper_2d, head_width, batch):
     if widths != {1}:
         print(f"Each head should produce 1 feature, yours produce {sorted(widths, key=str)}.")
         return
-    if isinstance(head_width, bool) or not isinstance(head_width, int):
+    if not is_integer(head_width):
         print(f"head_width should be an integer, got {type(head_width).__name__}.")
         return
     if head_width != 1:
@@ -234,10 +214,10 @@ def check_exercise_3(wrapper_2d, head_width, batch):
 
 def check_exercise_4(local_causal_mask):
     """A sliding-window causal mask: True where token i must NOT look at token j."""
-    if not _is_function(local_causal_mask, "local_causal_mask(num_tokens, window)"):
+    if not_a_function(local_causal_mask, "local_causal_mask(num_tokens, window)"):
         return
     for num_tokens, window in [(6, 2), (5, 1), (4, 10), (7, 3)]:
-        ok, mask = _returned(local_causal_mask, num_tokens, window)
+        ok, mask = call_answer(local_causal_mask, num_tokens, window, message=RETURNED_NONE)
         if not ok:
             return
         if not _is_bool_mask(mask, (num_tokens, num_tokens)):
@@ -260,29 +240,16 @@ def check_exercise_4(local_causal_mask):
 
 # --- Exercise 5 ---------------------------------------------------------------------------
 
-def _names_used(fn):
-    """Global and attribute names and string constants in ``fn``'s code, nested functions included."""
-    names, stack = set(), [getattr(fn, "__code__", None)]
-    while stack:
-        code = stack.pop()
-        if code is None:
-            continue
-        names |= set(code.co_names)
-        names |= {c for c in code.co_consts if isinstance(c, str)}
-        stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-    return names
-
-
 def check_exercise_5(offset_causal_mask):
     """The causal mask for new tokens that follow ``num_cached`` cached ones, built from positions."""
-    if not _is_function(offset_causal_mask, "offset_causal_mask(num_cached, num_new)"):
+    if not_a_function(offset_causal_mask, "offset_causal_mask(num_cached, num_new)"):
         return
-    if "mask" in _names_used(offset_causal_mask):
+    if "mask" in names_used(offset_causal_mask):
         print("Your function reads a `mask` (a module's buffer, e.g. mha.mask[...]): that is the shortcut the "
               "exercise forbids. Build the mask from the positions of the queries and the keys.")
         return
     for num_cached, num_new in [(0, 4), (3, 1), (2, 3), (5, 2), (1500, 3)]:
-        ok, mask = _returned(offset_causal_mask, num_cached, num_new)
+        ok, mask = call_answer(offset_causal_mask, num_cached, num_new, message=RETURNED_NONE)
         if not ok:
             return
         total = num_cached + num_new

@@ -7,19 +7,18 @@ explains, so the reader can try again.
 
 import contextlib
 import dataclasses
-import numbers
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch04_gpt_model.gpt_model import GPT_CONFIGS, GPTConfig, GPTModel, TransformerBlock, count_parameters, generate_text_simple
-from shared.exercises import call_safely, not_answered
+from ch04_gpt_model.gpt_model import TransformerBlock, count_parameters
+from shared import GPT_CONFIGS, GPTConfig, GPTModel, generate_text_simple
+from shared.exercises import RETURNED_NONE, call_safely, is_integer, not_a_function, not_answered, report
 
 # Small enough to check in milliseconds; dropout on, so forgetting a dropout shows.
 SMALL = GPTConfig(vocab_size=50, context_length=8, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.2, qkv_bias=True)
 SEED = 1  # the seed of every call of the reader's code, and of the reference it is compared with
-UNFINISHED = "Not answered yet: your function returned None. Fill it in, then run the check again."
 
 
 class ShortcutNotAllowed(Exception):
@@ -54,7 +53,7 @@ def _answer(label, fn, *args):
     if not ok:
         return f"{label} raised an error (see above)", None
     if got is None:
-        return UNFINISHED, None
+        return RETURNED_NONE, None
     return None, got
 
 
@@ -67,20 +66,13 @@ def _tensor_problem(got, expected_shape, what):
     return None
 
 
-def _verdict(problem):
-    """Print ``Correct!`` when ``problem`` is None, else what is off."""
-    print("Correct!" if problem is None else problem if problem == UNFINISHED else f"Not yet: {problem}")
-
-
 def _check_function(fn, name, find_problem):
     """Check a reader's function ``fn``: answered, callable, then ``find_problem(fn)`` (None or what is off)."""
-    if not_answered(fn):
+    if not_a_function(fn, name):
         return
-    if not callable(fn):
-        return _verdict(f"{name} should be a function, got {type(fn).__name__}")
     with torch.random.fork_rng(devices=[]):  # the checks seed their own models: leave the caller's state alone
         problem = find_problem(fn)
-    _verdict(problem)
+    report(problem, prefix="Not yet: ")
 
 
 # ---------------------------------------------------------------- exercise 1
@@ -90,12 +82,12 @@ def check_exercise_1(att_params, ff_params):
     if not_answered(att_params, "Not answered yet: set att_params to your number.") or \
             not_answered(ff_params, "Not answered yet: set ff_params to your number."):
         return
-    _verdict(_parameter_problem(att_params, ff_params))
+    report(_parameter_problem(att_params, ff_params), prefix="Not yet: ")
 
 
 def _parameter_problem(att_params, ff_params):
     for name, value in [("att_params", att_params), ("ff_params", ff_params)]:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if not is_integer(value):
             return f"{name} should be a whole number (an int), got {type(value).__name__} {value!r}"
     with torch.device("meta"):  # shapes only, no memory
         block = TransformerBlock(GPT_CONFIGS["gpt2-medium (355M)"])
@@ -139,7 +131,7 @@ def check_exercise_2(block_forward):
     random LayerNorm scales, so the two norms differ), in evaluation mode and in training
     mode with the same dropout masks. Calling the block itself is refused.
     """
-    _check_function(block_forward, "block_forward", _block_forward_problem)
+    _check_function(block_forward, "block_forward(block, x)", _block_forward_problem)
 
 
 def _block_forward_problem(block_forward):
@@ -206,7 +198,7 @@ def check_exercise_3(build_gpt):
     The model must have each rate in the right dropout layers and, in training mode, give
     exactly the output of a reference model with the same weights and dropout masks.
     """
-    _check_function(build_gpt, "build_gpt", _dropout_problem)
+    _check_function(build_gpt, "build_gpt(config, emb_rate, shortcut_rate, attention_rate)", _dropout_problem)
 
 
 def _dropout_problem(build_gpt):
@@ -256,8 +248,8 @@ def check_exercise_4(rmsnorm_cls):
     if not_answered(rmsnorm_cls, "Not answered yet: set RMSNorm to your class."):
         return
     if not (isinstance(rmsnorm_cls, type) and issubclass(rmsnorm_cls, nn.Module)):
-        return _verdict(f"RMSNorm should be a class derived from nn.Module, got {rmsnorm_cls!r}")
-    _verdict(_rmsnorm_problem(rmsnorm_cls))
+        return report(f"RMSNorm should be a class derived from nn.Module, got {rmsnorm_cls!r}", prefix="Not yet: ")
+    report(_rmsnorm_problem(rmsnorm_cls), prefix="Not yet: ")
 
 
 def _rmsnorm_problem(rmsnorm_cls):
@@ -293,7 +285,7 @@ def _rmsnorm_problem(rmsnorm_cls):
 
 def check_exercise_5(generate_fn):
     """Exercise 5: ``generate_fn(model, idx, max_new_tokens, context_size, eos_id)`` stops right after eos_id."""
-    _check_function(generate_fn, "generate_until", _generation_problem)
+    _check_function(generate_fn, "generate_until(model, idx, max_new_tokens, context_size, eos_id)", _generation_problem)
 
 
 def _generation_problem(generate_fn):

@@ -6,15 +6,14 @@ from the exercise's statement or from the chapter's own code (``top_k_filter``, 
 ``load_gpt2_weights``), not from stored numbers.
 """
 
-import contextlib
 import math
 
 import torch
 
-from ch05_pretraining.pretraining import KVCache, load_gpt2_weights, top_k_filter
-from shared import GPTConfig, GPTModel
-from shared.exercises import call_safely, not_answered
-from shared.validation import is_number
+from ch05_pretraining.pretraining import top_k_filter
+from shared import GPTConfig, GPTModel, KVCache, load_gpt2_weights
+from shared.exercises import (NOT_ANSWERED, aten_ops_called, call_answer, call_safely, is_number, not_a_function,
+                              not_answered)
 
 
 def check_exercise_1(loss, perplexity):
@@ -45,37 +44,21 @@ def check_exercise_1(loss, perplexity):
           f"{round(perplexity)} tokens.")
 
 
-@contextlib.contextmanager
-def _topk_forbidden(calls):
-    """Replace torch.topk and Tensor.topk by stand-ins that record each call in ``calls``."""
-    saved = torch.topk, torch.Tensor.topk
-
-    def recorded(*args, **kwargs):
-        calls.append("topk")
-        return saved[0](*args, **kwargs)
-
-    torch.topk, torch.Tensor.topk = recorded, recorded
-    try:
-        yield
-    finally:
-        torch.topk, torch.Tensor.topk = saved
-
-
 def check_exercise_2(my_top_k):
-    """``my_top_k(logits, k)`` must keep exactly the k largest entries of every row, without topk."""
-    if not_answered(my_top_k):
-        return
-    if not callable(my_top_k):
-        print("Pass the function itself: check_exercise_2(my_top_k).")
+    """``my_top_k(logits, k)`` must keep exactly the k largest entries of every row, without topk.
+
+    The reader's function runs under ``aten_ops_called``, which sees PyTorch's topk operator
+    however it is reached: ``torch.topk``, ``logits.topk``, a name imported before the check,
+    ``top_k_filter``, or ``torch.ops.aten.topk``.
+    """
+    if not_a_function(my_top_k, "my_top_k(logits, k)"):
         return
     generator = torch.Generator().manual_seed(0)
     cases = [(torch.randn(10, generator=generator), 3), (torch.randn(4, 50, generator=generator), 1),
              (torch.randn(2, 3, 20, generator=generator), 7), (torch.randn(5, 8, generator=generator), 8)]
     for logits, k in cases:
-        calls = []
-        with _topk_forbidden(calls):
-            ok, got = call_safely(my_top_k, logits.clone(), k)
-        if calls:
+        ok, got, ops = aten_ops_called(my_top_k, logits.clone(), k)
+        if "topk" in ops:
             print("Your function calls torch.topk (directly or through top_k_filter): the exercise is to do "
                   "without it. Sort each row with torch.sort and use the k-th value as a threshold.")
             return
@@ -95,10 +78,7 @@ def check_exercise_2(my_top_k):
 
 def check_exercise_3(warmup_linear):
     """Linear warmup, then a straight line to min_lr at step total_steps - 1."""
-    if not_answered(warmup_linear):
-        return
-    if not callable(warmup_linear):
-        print("Pass the function itself: check_exercise_3(warmup_linear).")
+    if not_a_function(warmup_linear, "warmup_linear(step, total_steps, peak_lr, warmup_steps, min_lr)"):
         return
     for total, peak, warmup, floor in [(100, 1.0, 10, 0.1), (50, 3e-3, 0, 3e-4), (20, 2.0, 5, 0.0)]:
         for step in range(total):
@@ -129,32 +109,34 @@ def _allocated_cache_bytes(config, batch, tokens, dtype):
     return sum(t.numel() * t.element_size() for store in (cache._keys, cache._values) for t in store.values())
 
 
-def check_exercise_4(kv_cache_bytes):
-    """Bytes of keys + values for a config, compared with what KVCache allocates.
+# (config, batch, num_tokens, dtype, pass bytes_per_value?): every text is shorter than the context
+# (the cache grows with the text, not with context_length), most configs have several heads (they
+# share emb_dim), and the sizes come in float32, by default and given explicitly, and in bf16.
+KV_CACHE_CASES = [
+    (GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2), 1, 9, torch.float32, False),
+    (GPTConfig(vocab_size=50, context_length=24, emb_dim=24, n_heads=2, n_layers=3), 3, 7, torch.float32, True),
+    (GPTConfig(vocab_size=50, context_length=20, emb_dim=16, n_heads=1, n_layers=2), 2, 5, torch.bfloat16, True),
+    (GPTConfig(vocab_size=50, context_length=32, emb_dim=48, n_heads=6, n_layers=1), 4, 11, torch.bfloat16, True),
+]
 
-    The cases have texts shorter than the context (the cache grows with the text, not with
-    context_length), several heads (the heads share emb_dim), and both float32 and bf16.
-    """
-    if not_answered(kv_cache_bytes):
+
+def check_exercise_4(kv_cache_bytes):
+    """Bytes of keys + values for a config, compared with what KVCache allocates (``KV_CACHE_CASES``)."""
+    if not_a_function(kv_cache_bytes, "kv_cache_bytes(config, batch_size, num_tokens, bytes_per_value=4)"):
         return
-    if not callable(kv_cache_bytes):
-        print("Pass the function itself: check_exercise_4(kv_cache_bytes).")
-        return
-    cases = [(GPTConfig(vocab_size=50, context_length=16, emb_dim=32, n_heads=4, n_layers=2), 1, 16, torch.float32),
-             (GPTConfig(vocab_size=50, context_length=24, emb_dim=24, n_heads=2, n_layers=3), 3, 7, torch.float32),
-             (GPTConfig(vocab_size=50, context_length=20, emb_dim=16, n_heads=1, n_layers=2), 2, 5, torch.bfloat16)]
-    for config, batch, tokens, dtype in cases:
+    for config, batch, tokens, dtype, explicit in KV_CACHE_CASES:
         allocated = _allocated_cache_bytes(config, batch, tokens, dtype)
-        args = (config, batch, tokens) if dtype == torch.float32 else (config, batch, tokens, 2)
-        ok, got = call_safely(kv_cache_bytes, *args)
-        if not ok or not_answered(got):
+        bytes_per_value = torch.finfo(dtype).bits // 8
+        args = (config, batch, tokens, bytes_per_value) if explicit else (config, batch, tokens)
+        ok, got = call_answer(kv_cache_bytes, *args, message=NOT_ANSWERED)
+        if not ok:
             return
         if not is_number(got):
             print(f"kv_cache_bytes should return a number of bytes, got {type(got).__name__}.")
             return
         if got != allocated:
             print(f"{config.n_layers} layers, emb_dim {config.emb_dim}, {config.n_heads} heads, context_length "
-                  f"{config.context_length}, batch {batch}, {tokens} tokens, {torch.finfo(dtype).bits // 8} bytes "
+                  f"{config.context_length}, batch {batch}, {tokens} tokens, {bytes_per_value} bytes "
                   f"per value: KVCache allocates {allocated:,} bytes, you compute {got:,}.")
             return
     ok, half = call_safely(kv_cache_bytes, GPTConfig(), 1, 1024, 2)
@@ -175,10 +157,7 @@ def _tiny_gpt2_names():
 
 def check_exercise_5(course_name):
     """``course_name(hf_name) -> (name, transpose)``, checked by loading marked weights."""
-    if not_answered(course_name):
-        return
-    if not callable(course_name):
-        print("Pass the function itself: check_exercise_5(course_name).")
+    if not_a_function(course_name, "course_name(hf_name)"):
         return
     config, names = _tiny_gpt2_names()
     model = GPTModel(config)

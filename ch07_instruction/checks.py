@@ -11,13 +11,15 @@ import random
 import torch
 
 from shared import GPTConfig, GPTModel, format_input, gpt2_encoding, instruction_collate
-from shared.exercises import call_safely, not_answered
+from shared.exercises import call_answer, is_integer, not_a_function
 
 NOT_ANSWERED = "Not answered yet: fill in your function, then run the check again."
 
 
 def check_exercise_1(format_fn):
     """``format_fn`` builds the Phi-3-style prompt described in the exercise."""
+    if not_a_function(format_fn, "format_input_phi3(entry)", NOT_ANSWERED):
+        return
     cases = [
         ({"instruction": "Name a color.", "input": "", "output": "Blue."},
          "<|user|>\nName a color.\n<|assistant|>\n"),
@@ -26,16 +28,20 @@ def check_exercise_1(format_fn):
         ({"instruction": "Say hi.", "output": "Hi."},  # no input field at all
          "<|user|>\nSay hi.\n<|assistant|>\n"),
     ]
+    prompts = []
     for entry, expected in cases:
-        ok, got = call_safely(format_fn, entry)
-        if not ok or not_answered(got, NOT_ANSWERED):
+        ok, got = call_answer(format_fn, dict(entry), message=NOT_ANSWERED)  # a copy: the answer may change it
+        if not ok:
+            return
+        if not isinstance(got, str):
+            print(f"Not yet: return the prompt as a string, not a {type(got).__name__}.")
             return
         if got != expected:
             print(f"Not yet: for {entry} expected\n{expected!r}\nbut got\n{got!r}")
             return
+        prompts.append(got)
     tokenizer = gpt2_encoding()
-    entry = cases[1][0]
-    ours, alpaca = len(tokenizer.encode(format_fn(entry))), len(tokenizer.encode(format_input(entry)))
+    ours, alpaca = len(tokenizer.encode(prompts[1])), len(tokenizer.encode(format_input(cases[1][0])))
     print(f"Correct! This prompt has {ours} tokens where Alpaca's has {alpaca}: "
           f"{alpaca - ours} fewer tokens to process in every example.")
 
@@ -50,14 +56,16 @@ def _random_batch(rng):
 
 def check_exercise_2(mask_fn):
     """``mask_fn(targets, prompt_lengths, ignore_index)`` equals ``instruction_collate(mask_prompt=True)``."""
+    if not_a_function(mask_fn, "mask_prompt_targets(targets, prompt_lengths, ignore_index=-100)", NOT_ANSWERED):
+        return
     rng = random.Random(0)
     for _ in range(200):
         batch = _random_batch(rng)
         _, targets = instruction_collate(batch)
         _, expected = instruction_collate(batch, mask_prompt=True)
         original = targets.clone()
-        ok, got = call_safely(mask_fn, targets, [p for _, p in batch], -100)
-        if not ok or not_answered(got, NOT_ANSWERED):
+        ok, got = call_answer(mask_fn, targets, [p for _, p in batch], -100, message=NOT_ANSWERED)
+        if not ok:
             return
         if not torch.equal(targets, original):
             print("Not yet: your function changed the targets tensor it was given; work on a copy (.clone()).")
@@ -80,11 +88,13 @@ def _tiny_model(tied):
 
 def check_exercise_3(freeze_fn):
     """``freeze_fn(model, num_blocks)`` leaves only the top blocks, final norm and head trainable."""
+    if not_a_function(freeze_fn, "freeze_all_but_top(model, num_blocks)", NOT_ANSWERED):
+        return
     for tied in (False, True):
         for num_blocks in (0, 1, 3):
             model = _tiny_model(tied)
-            ok, count = call_safely(freeze_fn, model, num_blocks)
-            if not ok or not_answered(count, NOT_ANSWERED):
+            ok, count = call_answer(freeze_fn, model, num_blocks, message=NOT_ANSWERED)
+            if not ok:
                 return
             first_trainable = len(model.trf_blocks) - num_blocks
             expected = {id(p) for block in model.trf_blocks[first_trainable:] for p in block.parameters()}
@@ -95,6 +105,9 @@ def check_exercise_3(freeze_fn):
                 print(f"Not yet {where}: these parameters have the wrong requires_grad: {wrong}")
                 return
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            if not is_integer(count):
+                print(f"Not yet: return the number of parameters that train (an int), not a {type(count).__name__}.")
+                return
             if count != trainable:
                 print(f"Not yet {where}: you returned {count}, but {trainable:,} parameters train. "
                       "Count each parameter once (model.parameters() skips a shared one).")

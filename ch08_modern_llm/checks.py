@@ -7,8 +7,9 @@ wrong answer. Expected answers come from the chapter's own code (``rope_tables``
 
 import torch
 
-from ch08_modern_llm.modern_llm import SMOLLM2_135M, LlamaConfig, apply_rope, render_chat, rope_tables
-from shared.exercises import call_safely, not_answered
+from ch08_modern_llm.modern_llm import SMOLLM2_135M, apply_rope, rope_tables
+from shared import LlamaConfig, render_chat
+from shared.exercises import NOT_ANSWERED, call_answer, call_safely, not_a_function, not_answered
 
 
 def _rope(x, position, base, direction=1):
@@ -18,12 +19,14 @@ def _rope(x, position, base, direction=1):
 
 def check_exercise_1(my_rope):
     """``my_rope(x, position, base)`` rotates feature pairs (i, i + d/2) by position * base^(-2i/d)."""
+    if not_a_function(my_rope, "my_rope(x, position, base)"):
+        return
     generator = torch.Generator().manual_seed(0)
     for shape, position, base in [((8,), 1, 10_000.0), ((2, 3, 16), 5, 10_000.0), ((64,), 1000, 100_000.0),
                                   ((4, 64), 0, 500.0)]:
         x = torch.randn(*shape, generator=generator, dtype=torch.float64)
-        ok, got = call_safely(my_rope, x.clone(), position, base)
-        if not ok or not_answered(got):
+        ok, got = call_answer(my_rope, x.clone(), position, base, message=NOT_ANSWERED)
+        if not ok:
             return
         if not isinstance(got, torch.Tensor) or got.shape != x.shape:
             print(f"Return a tensor of the input's shape {tuple(x.shape)}.")
@@ -51,12 +54,14 @@ def check_exercise_1(my_rope):
 
 def check_exercise_2(kv_cache_bytes):
     """Bytes of all layers' keys and values for one sequence."""
+    if not_a_function(kv_cache_bytes, "kv_cache_bytes(config, num_tokens, bytes_per_value=2)"):
+        return
     configs = [SMOLLM2_135M, LlamaConfig(emb_dim=64, n_layers=2, n_heads=8, n_kv_heads=2),
                LlamaConfig(emb_dim=64, n_layers=3, n_heads=4, n_kv_heads=4)]
     for config in configs:
         for num_tokens, bytes_per_value in [(8192, 2), (100, 4)]:
-            ok, got = call_safely(kv_cache_bytes, config, num_tokens, bytes_per_value)
-            if not ok or not_answered(got):
+            ok, got = call_answer(kv_cache_bytes, config, num_tokens, bytes_per_value, message=NOT_ANSWERED)
+            if not ok:
                 return
             per_token = config.n_layers * config.n_kv_heads * config.head_dim * bytes_per_value
             expected = 2 * per_token * num_tokens
@@ -71,7 +76,11 @@ def check_exercise_2(kv_cache_bytes):
                       f"{config.head_dim}, {num_tokens} tokens, {bytes_per_value} bytes per value: "
                       f"expected {expected:,}, got {got!r}.")
             return
-    print(f"Correct! SmolLM2 at 8,192 tokens in bfloat16: {kv_cache_bytes(SMOLLM2_135M, 8192) / 2**20:.0f} MiB.")
+    ok, default = call_safely(kv_cache_bytes, SMOLLM2_135M, 8192)
+    if ok and default != kv_cache_bytes(SMOLLM2_135M, 8192, 2):
+        print("Almost: the default bytes_per_value should be 2 (bfloat16), the dtype SmolLM2 is served in.")
+    elif ok:
+        print(f"Correct! SmolLM2 at 8,192 tokens in bfloat16: {default / 2**20:.0f} MiB.")
 
 
 PIRATE = "You are a pirate. Answer like one."

@@ -304,7 +304,8 @@ def test_exercise_1_accepts_the_solution(capsys):
 
 
 @pytest.mark.parametrize("wrong, message", [
-    (None, "Expected a function"),
+    (None, "Not answered"),
+    (42, "function itself"),
     (lambda layer: None, "Not answered yet"),
     (lambda layer: layer.merged().weight, "merged() is switched off"),
     (lambda layer: layer.base.weight.detach().clone(), "that is the frozen weight"),
@@ -336,7 +337,8 @@ def test_exercise_2_accepts_the_solution(capsys):
 
 
 @pytest.mark.parametrize("wrong, message", [
-    (None, "Expected a function"),
+    (None, "Not answered"),
+    (42, "function itself"),
     (lambda delta, rank: None, "Not answered yet"),
     (lambda delta, rank: (delta[:, :rank], torch.eye(delta.shape[1])[:rank]), "best rank-"),       # keep columns
     (lambda delta, rank: (torch.zeros(delta.shape[0], rank), torch.zeros(rank, delta.shape[1])), "best rank-"),

@@ -57,7 +57,7 @@ def test_exercise_1_accepts_the_solution(capsys):
     (split_heads_raises, "Your function raised RuntimeError"),
     (lambda x, h: None, "Not answered yet"),
     (lambda x, h: x.view(x.shape[0], h, x.shape[1], -1).tolist(), "Return a tensor"),
-    (torch.zeros(2, 3), "Pass your function itself"),
+    (torch.zeros(2, 3), "pass your function itself"),
 ])
 def test_exercise_1_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_1, answer)
@@ -156,7 +156,7 @@ def test_exercise_3_accepts_the_solution_as_float_or_tensor(capsys):
     (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * x * x, "autograd gives"),
     (lambda x, w, b, t: [grad_w(x, w, b, t)], "Return a number"),
     (lambda x, w, b, t: 1 / 0, "Your function raised ZeroDivisionError"),
-    (0.5, "Pass your function itself"),
+    (0.5, "pass your function itself"),
 ])
 def test_exercise_3_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_3, answer)
@@ -194,7 +194,7 @@ def test_exercise_4_accepts_the_solution(capsys):
     (merge_heads_view_after_transpose, ".contiguous()"),
     (merge_heads_keeps_heads, "Expected shape"),
     (lambda c: c.transpose(2, 3).reshape(c.shape[0], c.shape[2], -1), "Right shape, wrong values"),
-    (merge_heads(torch.zeros(1, 2, 3, 4)), "Pass your function itself"),
+    (merge_heads(torch.zeros(1, 2, 3, 4)), "pass your function itself"),
 ])
 def test_exercise_4_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_4, answer)

@@ -489,7 +489,7 @@ def correct(n_tokens, context_length, stride):
     (lambda n, c, s: len(range(0, n - c, s)), "Correct!"),  # counting the start positions is a derivation too
     (None, "Not answered"),
     (lambda n, c, s: None, "Not answered"),
-    (42, "pass the function"),
+    (42, "function itself"),
     (lambda n, c, s: (n - c) // s, "Not yet"),  # forgets the target token after the window
     (lambda n, c, s: (n - c - 1) // s, "Not yet"),  # forgets window 0
     (lambda n, c, s: n // s, "Not yet"),
@@ -527,7 +527,7 @@ def most_frequent_pair_without_overlaps(ids):
     (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][1], "a tuple of two ids"),  # the count, not the pair
     (lambda ids: "aa", "a tuple of two ids"),
     (lambda ids: learn_merges({bytes(ids): 1}, 1)[0], "raised ValueError"),  # bytes only: ids above 255 break it
-    ("(97, 97)", "pass the function"),
+    ("(97, 97)", "function itself"),
 ])
 def test_check_exercise_2(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_2, answer)
@@ -575,7 +575,7 @@ def one_hot_solution(ids, weight):
     (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ (w + 1), "values differ"),
     (lambda ids, w: [[0.0]], "return a tensor"),
     (lambda ids, w: 1 / 0, "raised ZeroDivisionError"),
-    ("w[ids]", "pass the function"),
+    ("w[ids]", "function itself"),
 ])
 def test_check_exercise_4(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_4, answer)
@@ -597,7 +597,7 @@ def token_pieces_solution(text):
     (str.split, "Not yet: for 'Akwirw ier'"),  # words
     (lambda text: "".join(token_pieces_solution(text)), "list of strings"),
     (lambda text: 1 / 0, "raised ZeroDivisionError"),
-    (["Ak", "w"], "pass the function"),
+    (["Ak", "w"], "function itself"),
 ])
 def test_check_exercise_5(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_5, answer)
@@ -656,7 +656,7 @@ def test_korean_corpus_names_a_missing_catalogue():
     (ratio_solution, "Correct!"),
     (None, "Not answered"),
     (lambda tok, text: None, "Not answered"),
-    ("3.2", "pass the function"),
+    ("3.2", "function itself"),
     (lambda tok, text: len(tok.encode(text)) / len(text), "counts every character"),
     (lambda tok, text: len(tok.encode(text)) / len(text.replace(" ", "")), "except spaces"),
     (lambda tok, text: len(tok.encode(text)) / len(text.encode("utf-8")), "tokens per byte"),

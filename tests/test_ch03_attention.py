@@ -382,7 +382,7 @@ def test_exercise_2_never_raises(capsys):
     assert "raised ZeroDivisionError" in verdict(capsys, checks.check_exercise_2, lambda layer, x: 1 / 0)
     assert "Expected a torch tensor" in verdict(capsys, checks.check_exercise_2, lambda layer, x: "context")
     assert "Wrong output shape" in verdict(capsys, checks.check_exercise_2, lambda layer, x: x)
-    assert "Expected a function" in verdict(capsys, checks.check_exercise_2, 42)
+    assert "function itself" in verdict(capsys, checks.check_exercise_2, 42)
     assert "Not answered" in verdict(capsys, checks.check_exercise_2, lambda layer, x: None)
 
 
@@ -422,7 +422,7 @@ def test_exercise_4(capsys):
     assert "Expected a bool tensor" in verdict(capsys, checks.check_exercise_4, as_int)
     assert "raised IndexError" in verdict(capsys, checks.check_exercise_4, lambda n, w: [][0])
     assert "Expected a torch tensor" in verdict(capsys, checks.check_exercise_4, lambda n, w: "mask")
-    assert "Expected a function" in verdict(capsys, checks.check_exercise_4, local_mask_solution(4, 2))
+    assert "function itself" in verdict(capsys, checks.check_exercise_4, local_mask_solution(4, 2))
 
 
 def offset_mask_solution(num_cached, num_new):
@@ -444,7 +444,7 @@ def test_exercise_5(capsys):
     assert "one column per position" in verdict(capsys, checks.check_exercise_5, square)
     assert "Expected a bool tensor" in verdict(capsys, checks.check_exercise_5, lambda c, n: offset_mask_solution(c, n).float())
     assert "raised" in verdict(capsys, checks.check_exercise_5, lambda c, n: c / 0)
-    assert "Expected a function" in verdict(capsys, checks.check_exercise_5, "mask")
+    assert "function itself" in verdict(capsys, checks.check_exercise_5, "mask")
 
 
 @pytest.mark.parametrize("shortcut", [

@@ -667,6 +667,11 @@ def test_exercise_2_check(capsys):
     shortcuts = [lambda logits, k: top_k_filter(logits, k),
                  lambda logits, k: logits.masked_fill(logits < logits.topk(k, dim=-1).values[..., -1:], float("-inf")),
                  lambda logits, k: logits.masked_fill(logits < torch.topk(logits, k).values[..., -1:], float("-inf"))]
+    from torch import topk as imported_topk  # bound before the check runs: patching torch.topk would miss it
+
+    shortcuts += [lambda logits, k: logits.masked_fill(logits < imported_topk(logits, k).values[..., -1:], float("-inf")),
+                  lambda logits, k: logits.masked_fill(logits < torch.ops.aten.topk(logits, k)[0][..., -1:],
+                                                       float("-inf"))]
     for shortcut in shortcuts:
         checks.check_exercise_2(shortcut)
         out = _verdict(capsys)
@@ -682,6 +687,9 @@ def test_exercise_2_check(capsys):
         assert "Correct" not in _verdict(capsys)
     checks.check_exercise_2("my_top_k")
     assert "function itself" in _verdict(capsys)
+    for placeholder in (None, lambda logits, k: None):
+        checks.check_exercise_2(placeholder)
+        assert _verdict(capsys).startswith("Not answered yet")
 
 
 def _warmup_linear(step, total_steps, peak_lr, warmup_steps, min_lr):  # the worked solution
@@ -698,6 +706,8 @@ def test_exercise_3_check(capsys):
         lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * (s - w) / (t - w),         # ends one step late
         lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * s / (t - 1),               # ignores the warmup
         lambda s, t, p, w, m: str(p),
+        lambda s, t, p, w, m: None,
+        "warmup_linear",
     ]
     for answer in wrong:
         checks.check_exercise_3(answer)
@@ -718,10 +728,22 @@ def test_exercise_4_check(capsys):
         lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * c.n_heads * v,     # emb_dim per head
         lambda c, b, n, v=4: 2 * c.n_layers * n * c.emb_dim * v,                     # batch ignored
         lambda c, b, n, v=4: str(2 * c.n_layers * b * n * c.emb_dim * v),
+        lambda c, b, n, v=2: 2 * c.n_layers * b * n * c.emb_dim * v,                 # wrong default (bf16)
+        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * (4 if v == 4 else 2.5),  # only float32 right
+        lambda c, b, n, v=4: None,
     ]
     for answer in wrong:
         checks.check_exercise_4(answer)
         assert "Correct" not in _verdict(capsys)
+
+
+def test_exercise_4_cases_separate_the_text_from_the_context_and_both_precisions():
+    """The loopholes a KV-cache formula can hide in: context_length for num_tokens, bytes_per_value unused."""
+    cases = checks.KV_CACHE_CASES
+    assert all(tokens < config.context_length for config, _, tokens, _, _ in cases)
+    assert {dtype for *_, dtype, _ in cases} == {torch.float32, torch.bfloat16}
+    assert {explicit for *_, explicit in cases} == {True, False}  # the default 4 is used, and a value passed
+    assert any(config.n_heads > 1 for config, *_ in cases) and any(batch > 1 for _, batch, *_ in cases)
 
 
 def _course_name(hf_name):  # the worked solution
@@ -748,6 +770,8 @@ def test_exercise_5_check(capsys):
         lambda name: [*_course_name(name)],                                             # a list, not a pair
         lambda name: (["tok_emb.weight"], False),                                       # unhashable name
         lambda name: (_course_name(name)[0], "yes"),
+        lambda name: None,
+        None,
     ]
     for answer in wrong:
         checks.check_exercise_5(answer)

@@ -384,3 +384,179 @@ def test_finetune_spam_classifier_seed_changes_the_run_not_the_data(tmp_path, mo
     assert torch.equal(again[0].out_head.weight, runs[1][0].out_head.weight), "the same seed repeats the run"
     assert not torch.equal(runs[2][0].out_head.weight, runs[1][0].out_head.weight)
     assert runs[1][2]["test"].dataset.input_ids.tolist() == runs[2][2]["test"].dataset.input_ids.tolist()
+
+
+# --- exercise checks: each measures the reader's models itself -------------------------------
+#
+# Fine-tuning real classifiers would take minutes, so the checks get stand-ins whose answers are
+# known: a tiny GPTModel (prepared for classification, so its trainable parameters are real) that
+# answers from a table of the chapter's messages, right on a chosen share of them.
+
+import zlib  # noqa: E402
+
+from torch import nn  # noqa: E402
+
+from ch06_classification import checks  # noqa: E402
+
+PAD = 50256
+CONTEXT = 256
+
+
+def _message_key(row):
+    """A message's token ids without the padding, whatever length it was padded to."""
+    ids = row.tolist()
+    while ids and ids[-1] == PAD:
+        ids.pop()
+    return tuple(ids)
+
+
+@pytest.fixture(scope="module")
+def spam_splits():
+    """{split: SpamDataset} padded as in the chapter, and {message key: label} over all splits."""
+    paths, tokenizer = prepare_spam_splits(seed=123), gpt2_encoding()
+    train = SpamDataset(paths["train"], tokenizer)
+    splits = {"train": train, **{name: SpamDataset(paths[name], tokenizer, max_length=train.max_length)
+                                 for name in ("validation", "test")}}
+    labels = {_message_key(row): label.item() for ds in splits.values() for row, label in zip(ds.input_ids, ds.labels)}
+    return splits, labels
+
+
+class TableClassifier(GPTModel):
+    """A stand-in for a fine-tuned classifier: right on about ``accuracy`` of the chapter's messages.
+
+    Which messages it gets right depends only on the message (a hash of its tokens), so every
+    padding and every batch gives the same answers.
+    """
+
+    def __init__(self, labels, accuracy, train_all=True):
+        torch.manual_seed(0)
+        super().__init__(GPTConfig(vocab_size=50257, context_length=CONTEXT, emb_dim=8, n_heads=2, n_layers=2,
+                                   drop_rate=0.0))
+        prepare_for_classification(self)
+        if train_all:
+            self.requires_grad_(True)
+        self.labels, self.accuracy = labels, accuracy
+
+    def forward(self, idx):
+        answers = []
+        for row in idx:
+            key = _message_key(row)
+            right = zlib.crc32(str(key).encode()) % 1000 < 1000 * self.accuracy
+            label = self.labels.get(key, 0)
+            answers.append(label if right else 1 - label)
+        scores = nn.functional.one_hot(torch.tensor(answers), 2).float()  # (batch, 2)
+        return scores[:, None, :].expand(-1, idx.shape[1], -1)          # (batch, num_tokens, 2)
+
+
+class FirstTokenTable(nn.Module):
+    """A stand-in for exercise 2's first-position classifier: the majority label of each first token."""
+
+    def __init__(self, dataset=None):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(2))
+        votes = {}
+        for row, label in zip(dataset.input_ids, dataset.labels) if dataset is not None else []:
+            votes.setdefault(row[0].item(), Counter())[label.item()] += 1
+        self.table = {token: counts.most_common(1)[0][0] for token, counts in votes.items()}
+
+    def forward(self, idx):
+        answers = torch.tensor([self.table.get(token, 0) for token in idx[:, 0].tolist()])
+        return nn.functional.one_hot(answers, 2).float()[:, None, :] + self.bias  # (batch, 1, 2)
+
+
+def _accuracy(model, dataset):
+    return calc_accuracy_loader(DataLoader(dataset, batch_size=8), model, "cpu")
+
+
+def _verdict(capsys, check, *answers):
+    check(*answers)
+    return capsys.readouterr().out
+
+
+def test_exercise_1_check_measures_the_model_and_accepts_the_solution(capsys, spam_splits):
+    splits, labels = spam_splits
+    model = TableClassifier(labels, 0.9, train_all=False)  # quick: the chapter trained all, so the top only
+    measured = _accuracy(model, splits["test"])
+    assert 0.8 < measured < 0.97
+    model.train()
+    out = _verdict(capsys, checks.check_exercise_1, model, measured, True)
+    assert out.startswith("Correct!") and f"{measured:.1%}" in out, out
+    assert model.training, "the check puts the model back in the mode it was in"
+    book = TableClassifier(labels, 0.9, train_all=True)  # book: the chapter trained the top, so everything
+    assert _verdict(capsys, checks.check_exercise_1, book, _accuracy(book, splits["test"]), False).startswith("Correct!")
+
+
+def test_exercise_1_check_rejects_typed_numbers_and_wrong_recipes(capsys, spam_splits):
+    splits, labels = spam_splits
+    model = TableClassifier(labels, 0.7, train_all=False)
+    measured = _accuracy(model, splits["test"])
+    assert "You report 95.0%" in _verdict(capsys, checks.check_exercise_1, model, 0.95, True)  # a number typed in
+    assert "You report" in _verdict(capsys, checks.check_exercise_1, model, measured + 2 / 300, True)
+    untrained = TableClassifier(labels, 0.5, train_all=False)
+    out = _verdict(capsys, checks.check_exercise_1, untrained, _accuracy(untrained, splits["test"]), True)
+    assert "hardly better than guessing" in out
+    everything = TableClassifier(labels, 0.9, train_all=True)  # the chapter's own recipe again
+    out = _verdict(capsys, checks.check_exercise_1, everything, _accuracy(everything, splits["test"]), True)
+    assert "below the last block are trainable" in out
+    assert "still frozen" in _verdict(capsys, checks.check_exercise_1, model, measured, False)
+    assert "not a percentage" in _verdict(capsys, checks.check_exercise_1, model, 100 * measured, True)
+    assert "TRAIN_ALL" in _verdict(capsys, checks.check_exercise_1, model, measured, "quick")
+    assert "nn.Module" in _verdict(capsys, checks.check_exercise_1, 0.9, measured, True)
+    assert "classifier itself" in _verdict(capsys, checks.check_exercise_1, FirstTokenTable(), measured, True)
+    assert _verdict(capsys, checks.check_exercise_1, None, None, True).startswith("Not answered yet")
+
+
+def test_exercise_2_check_measures_both_models_and_accepts_the_solution(capsys, spam_splits):
+    splits, labels = spam_splits
+    first, last = FirstTokenTable(splits["train"]), TableClassifier(labels, 0.9)
+    first_accuracy, last_accuracy = _accuracy(first, splits["validation"]), _accuracy(last, splits["validation"])
+    assert 0.55 <= first_accuracy < last_accuracy
+    out = _verdict(capsys, checks.check_exercise_2, first, last)
+    assert out.startswith("Correct!") and f"{first_accuracy:.1%} vs last position {last_accuracy:.1%}" in out, out
+
+
+def test_exercise_2_check_rejects_wrong_models_and_numbers(capsys, spam_splits):
+    splits, labels = spam_splits
+    first, last = FirstTokenTable(splits["train"]), TableClassifier(labels, 0.9)
+    assert "does not read the first position" in _verdict(capsys, checks.check_exercise_2, last, last)  # not wrapped
+    assert "reads the first position too" in _verdict(capsys, checks.check_exercise_2, first, first)
+    assert "little better than guessing" in _verdict(capsys, checks.check_exercise_2, FirstTokenTable(), last)
+    assert "reaches only" in _verdict(capsys, checks.check_exercise_2, first, TableClassifier(labels, 0.6))
+    assert "nn.Module" in _verdict(capsys, checks.check_exercise_2, 0.65, 0.82)  # typed numbers are no answer
+    assert _verdict(capsys, checks.check_exercise_2, None, None).startswith("Not answered yet")
+
+    class Broken(FirstTokenTable):
+        def forward(self, idx):
+            raise RuntimeError("shapes")
+
+    assert "raised RuntimeError" in _verdict(capsys, checks.check_exercise_2, Broken(splits["train"]), last)
+
+
+@pytest.fixture(scope="module")
+def long_train():
+    return SpamDataset(prepare_spam_splits(seed=123)["train"], gpt2_encoding(), max_length=CONTEXT)
+
+
+def test_exercise_3_check_measures_the_model_and_accepts_the_solution(capsys, spam_splits, long_train):
+    _, labels = spam_splits
+    model = TableClassifier(labels, 0.85)
+    test_long = SpamDataset(prepare_spam_splits(seed=123)["test"], gpt2_encoding(), max_length=CONTEXT)
+    measured = _accuracy(model, test_long)
+    out = _verdict(capsys, checks.check_exercise_3, long_train, model, CONTEXT)
+    assert out.startswith("Correct!") and f"test accuracy {measured:.1%}" in out, out
+
+
+def test_exercise_3_check_rejects_wrong_datasets_models_and_numbers(capsys, spam_splits, long_train):
+    splits, labels = spam_splits
+    model = TableClassifier(labels, 0.85)
+    assert "pass max_length=context_length" in _verdict(capsys, checks.check_exercise_3, splits["train"], model, CONTEXT)
+    test_split = SpamDataset(prepare_spam_splits(seed=123)["test"], gpt2_encoding(), max_length=CONTEXT)
+    assert "build it from the training split" in _verdict(capsys, checks.check_exercise_3, test_split, model, CONTEXT)
+    shuffled = SpamDataset(prepare_spam_splits(seed=123)["train"], gpt2_encoding(), max_length=CONTEXT)
+    shuffled.input_ids = shuffled.input_ids.flip(0)
+    assert "rows differ" in _verdict(capsys, checks.check_exercise_3, shuffled, model, CONTEXT)
+    assert "hardly better than guessing" in _verdict(capsys, checks.check_exercise_3, long_train,
+                                                     TableClassifier(labels, 0.5), CONTEXT)
+    assert "nn.Module" in _verdict(capsys, checks.check_exercise_3, long_train, 0.85, CONTEXT)  # a typed accuracy
+    assert "context_length (an int)" in _verdict(capsys, checks.check_exercise_3, long_train, model, "256")
+    assert _verdict(capsys, checks.check_exercise_3, None, None, CONTEXT).startswith("Not answered yet")

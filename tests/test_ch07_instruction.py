@@ -475,3 +475,132 @@ def test_finetune_instruction_model_trains_what_the_hook_leaves_trainable(monkey
     assert torch.equal(model.pos_emb.weight, seen["pos"])
     assert not torch.equal(model.trf_blocks[0].ff.layers[0].weight, seen["block"])
     assert history["train_losses"] and not model.training
+
+
+# --- exercise checks: each rejects the typical wrong answers and accepts the solution ----------
+
+from ch07_instruction import checks  # noqa: E402
+
+
+def _verdict(capsys, check, answer):
+    check(answer)
+    return capsys.readouterr().out
+
+
+def _phi3(entry):  # the worked solution
+    lines = ["<|user|>", entry["instruction"]]
+    if entry.get("input"):
+        lines.append(entry["input"])
+    return "\n".join(lines + ["<|assistant|>"]) + "\n"
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (lambda e: f"<|user|>\n{e['instruction']}\n{e.get('input', '')}\n<|assistant|>\n", "Not yet"),  # blank input line
+    (lambda e: f"<|user|>\n{e['instruction']}\n{e['input']}\n<|assistant|>\n" if e["input"] else _phi3(e),
+     "raised KeyError"),                                                                             # no input field
+    (lambda e: _phi3(e).rstrip("\n"), "Not yet"),                                     # no newline after the marker
+    (lambda e: _phi3(e).replace("<|assistant|>", "<|assistant|>\n"), "Not yet"),       # an extra blank line
+    (lambda e: format_input(e), "Not yet"),                                                   # Alpaca's format
+    (lambda e: _phi3(e).split("\n"), "as a string"),
+    (lambda e: None, "Not answered yet"),
+    (None, "Not answered yet"),
+    (_phi3({"instruction": "Say hi.", "input": ""}), "function itself"),
+])
+def test_exercise_1_check_rejects_wrong_prompts(capsys, answer, fragment):
+    out = _verdict(capsys, checks.check_exercise_1, answer)
+    assert fragment in out and "Correct" not in out, out
+
+
+def test_exercise_1_check_accepts_the_solution(capsys):
+    assert _verdict(capsys, checks.check_exercise_1, _phi3).startswith("Correct! This prompt has 22 tokens")
+
+
+def _mask_prompt_targets(targets, prompt_lengths, ignore_index=-100):  # the worked solution
+    masked = targets.clone()
+    for row, prompt_length in enumerate(prompt_lengths):
+        masked[row, :max(prompt_length - 1, 0)] = ignore_index
+    return masked
+
+
+def _mask_in_place(targets, prompt_lengths, ignore_index=-100):
+    for row, prompt_length in enumerate(prompt_lengths):
+        targets[row, :max(prompt_length - 1, 0)] = ignore_index
+    return targets
+
+
+def _mask_whole_prompt(targets, prompt_lengths, ignore_index=-100):  # forgets the shift
+    masked = targets.clone()
+    for row, prompt_length in enumerate(prompt_lengths):
+        masked[row, :prompt_length] = ignore_index
+    return masked
+
+
+def _mask_one_short(targets, prompt_lengths, ignore_index=-100):
+    masked = targets.clone()
+    for row, prompt_length in enumerate(prompt_lengths):
+        masked[row, :max(prompt_length - 2, 0)] = ignore_index
+    return masked
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (_mask_in_place, "changed the targets"),
+    (_mask_whole_prompt, "the target at position j is token j + 1"),
+    (_mask_one_short, "the target at position j is token j + 1"),
+    (lambda t, p, i=-100: t.clone(), "Not yet"),                                     # no masking at all
+    (lambda t, p, i=-100: _mask_prompt_targets(t, p, 0), "Not yet"),                 # ignores ignore_index
+    (lambda t, p, i=-100: _mask_prompt_targets(t, p, i).tolist(), "Not yet"),         # not a tensor
+    (lambda t, p, i=-100: None, "Not answered yet"),
+    ("mask_prompt_targets", "function itself"),
+])
+def test_exercise_2_check_rejects_wrong_masks(capsys, answer, fragment):
+    out = _verdict(capsys, checks.check_exercise_2, answer)
+    assert fragment in out and "Correct" not in out, out
+
+
+def test_exercise_2_check_accepts_the_solution(capsys):
+    assert _verdict(capsys, checks.check_exercise_2, _mask_prompt_targets).startswith("Correct!")
+
+
+def _freeze_all_but_top(model, num_blocks):  # the worked solution
+    model.requires_grad_(False)
+    for module in [*list(model.trf_blocks)[len(model.trf_blocks) - num_blocks:], model.final_norm, model.out_head]:
+        module.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _freeze_head_first(model, num_blocks):
+    """Unfreezes the top, then freezes the rest: a tied embedding freezes the head again."""
+    model.requires_grad_(True)
+    for module in [*list(model.trf_blocks)[:len(model.trf_blocks) - num_blocks], model.tok_emb, model.pos_emb]:
+        module.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _count_twice(model, num_blocks):
+    _freeze_all_but_top(model, num_blocks)
+    return sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False) if p.requires_grad)
+
+
+def _blocks_only(model, num_blocks):  # forgets the final norm and the head
+    model.requires_grad_(False)
+    for block in list(model.trf_blocks)[len(model.trf_blocks) - num_blocks:]:
+        block.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (_freeze_head_first, "wrong requires_grad"),
+    (_count_twice, "Count each parameter once"),
+    (_blocks_only, "wrong requires_grad"),
+    (lambda m, n: _freeze_all_but_top(m, n + 1) if n < 3 else _freeze_all_but_top(m, n), "wrong requires_grad"),
+    (lambda m, n: float(_freeze_all_but_top(m, n)), "an int"),
+    (lambda m, n: None, "Not answered yet"),
+    (None, "Not answered yet"),
+])
+def test_exercise_3_check_rejects_wrong_freezing(capsys, answer, fragment):
+    out = _verdict(capsys, checks.check_exercise_3, answer)
+    assert fragment in out and "Correct" not in out, out
+
+
+def test_exercise_3_check_accepts_the_solution(capsys):
+    assert _verdict(capsys, checks.check_exercise_3, _freeze_all_but_top).startswith("Correct!")
