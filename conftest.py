@@ -15,7 +15,7 @@ def pytest_configure(config):
 def pytest_ignore_collect(collection_path, config):
     # A translated twin (topic.ko.ipynb) has the English notebook's code and stored outputs, which
     # nbval checks once; `llm-course translate --check` (tests/test_translate.py) checks the twin.
-    if collection_path.name.endswith(".ipynb") and "." in collection_path.name[:-len(".ipynb")]:
+    if collection_path.name.endswith(".ipynb") and "." in collection_path.name[: -len(".ipynb")]:
         return True
     return None
 

@@ -34,8 +34,10 @@ def check_exercise_1(shard):
         elif len(given) > len(ids) or len(set(given)) < len(given):
             print(f"Some example goes to two ranks {where} (shares {shares}): each must go to exactly one.")
         elif given != sorted(ids):
-            print(f"The shares {shares} leave out {sorted(set(ids) - set(given))} {where}: every example "
-                  "must go to some rank.")
+            print(
+                f"The shares {shares} leave out {sorted(set(ids) - set(given))} {where}: every example "
+                "must go to some rank."
+            )
         elif len({len(share) for share in shares}) > 1:
             print(f"The shares {shares} differ in size {where}: every rank must take the same number of steps.")
         else:
@@ -55,25 +57,35 @@ def check_exercise_2(all_reduce_mean):
         ok, result = call_safely(all_reduce_mean, grads)
         if not ok or not_answered(result):
             return
-        if not isinstance(result, (list, tuple)) or len(result) != world_size or \
-                not all(isinstance(r, torch.Tensor) for r in result):
+        if (
+            not isinstance(result, (list, tuple))
+            or len(result) != world_size
+            or not all(isinstance(r, torch.Tensor) for r in result)
+        ):
             print(f"Return a list of {world_size} tensors, one per rank (got {type(result).__name__}).")
             return
         if any(r.shape != grads[0].shape for r in result):
-            print(f"Each rank's result must keep the gradient's shape {tuple(grads[0].shape)}, "
-                  f"got {[tuple(r.shape) for r in result]}.")
+            print(
+                f"Each rank's result must keep the gradient's shape {tuple(grads[0].shape)}, "
+                f"got {[tuple(r.shape) for r in result]}."
+            )
             return
         mean = torch.stack(originals).mean(dim=0)
         total = torch.stack(originals).sum(dim=0)
         if all(torch.allclose(r, total, atol=1e-5) for r in result):
-            print(f"That is the sum: divide by the number of ranks ({world_size}). With the sum, every step would "
-                  f"be {world_size}x too large, as if the learning rate had been multiplied by {world_size}.")
-        elif any(torch.allclose(r, originals[0], atol=1e-5) for r in result) and \
-                not torch.allclose(originals[0], mean, atol=1e-5):
+            print(
+                f"That is the sum: divide by the number of ranks ({world_size}). With the sum, every step would "
+                f"be {world_size}x too large, as if the learning rate had been multiplied by {world_size}."
+            )
+        elif any(torch.allclose(r, originals[0], atol=1e-5) for r in result) and not torch.allclose(
+            originals[0], mean, atol=1e-5
+        ):
             print("Some rank got rank 0's own gradient: average the gradients of *all* ranks.")
         elif not all(torch.allclose(r, mean, atol=1e-5) for r in result):
-            print("Not the element-wise mean of the ranks' gradients: stack them along a new first "
-                  "dimension and average over it (one value per parameter entry).")
+            print(
+                "Not the element-wise mean of the ranks' gradients: stack them along a new first "
+                "dimension and average over it (one value per parameter entry)."
+            )
         else:
             continue
         return
@@ -95,11 +107,15 @@ def check_exercise_3(scaled_lr):
         if math.isclose(lr, expected, rel_tol=1e-9):
             continue
         if math.isclose(lr, base_lr * base_batch / new_batch, rel_tol=1e-9):
-            print("Upside down: a larger batch averages more examples, so its gradient is less noisy and a "
-                  "larger rate is safe; multiply by new_batch / base_batch.")
+            print(
+                "Upside down: a larger batch averages more examples, so its gradient is less noisy and a "
+                "larger rate is safe; multiply by new_batch / base_batch."
+            )
         elif math.isclose(lr, base_lr * math.sqrt(new_batch / base_batch), rel_tol=1e-9):
             print("That is the square-root rule (sometimes used with Adam); this exercise asks for the linear one.")
         else:
-            print(f"scaled_lr({base_lr}, {base_batch}, {new_batch}) = {lr}: scale base_lr by the ratio of the batch sizes.")
+            print(
+                f"scaled_lr({base_lr}, {base_batch}, {new_batch}) = {lr}: scale base_lr by the ratio of the batch sizes."
+            )
         return
     print("Correct!")

@@ -34,8 +34,16 @@ def plot_batch_split(permutation, global_batch, world_size):
         for j, example in enumerate(share):
             _box(ax, x0 + 0.3 + j * (width - 0.6) / per_rank, 0.25, 0.8, 0.8, str(example), color)
         for i in range(rank, global_batch, world_size):
-            ax.add_patch(FancyArrowPatch((i + 0.45, 2.6), (x0 + width / 2 - 0.05, 1.7), arrowstyle="->",
-                                         mutation_scale=10, color=color, linewidth=0.8))
+            ax.add_patch(
+                FancyArrowPatch(
+                    (i + 0.45, 2.6),
+                    (x0 + width / 2 - 0.05, 1.7),
+                    arrowstyle="->",
+                    mutation_scale=10,
+                    color=color,
+                    linewidth=0.8,
+                )
+            )
     ax.set_xlim(-3.2, global_batch + 0.2)
     ax.set_ylim(-0.2, 3.7)
     ax.set_axis_off()
@@ -54,12 +62,24 @@ def plot_gradient_averaging(rank_grads, averaged):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
     width = 0.8 / len(rank_grads)
     for rank, grad in enumerate(rank_grads):
-        axes[0].bar([e + rank * width for e in entries], list(grad), width, label=f"rank {rank}",
-                    color=RANK_COLORS[rank % len(RANK_COLORS)])
+        axes[0].bar(
+            [e + rank * width for e in entries],
+            list(grad),
+            width,
+            label=f"rank {rank}",
+            color=RANK_COLORS[rank % len(RANK_COLORS)],
+        )
     axes[0].set_title("before: each rank's gradient\n(its own examples)")
     for rank in range(len(rank_grads)):
-        axes[1].bar([e + rank * width for e in entries], list(averaged), width, label=f"rank {rank}",
-                    color=RANK_COLORS[rank % len(RANK_COLORS)], hatch="//", edgecolor="white")
+        axes[1].bar(
+            [e + rank * width for e in entries],
+            list(averaged),
+            width,
+            label=f"rank {rank}",
+            color=RANK_COLORS[rank % len(RANK_COLORS)],
+            hatch="//",
+            edgecolor="white",
+        )
     axes[1].set_title("after all-reduce (sum, then / world size):\nthe same average on every rank")
     for ax in axes:
         ax.axhline(0, color="black", linewidth=0.6)

@@ -93,15 +93,19 @@ def check_exercise_2(best_low_rank_fn):
             return
         B, A = (t.detach().float() for t in got)
         if B.shape != (d_out, rank) or A.shape != (rank, d_in):
-            print(f"Expected B of shape {(d_out, rank)} and A of shape {(rank, d_in)}, "
-                  f"got {tuple(B.shape)} and {tuple(A.shape)}.")
+            print(
+                f"Expected B of shape {(d_out, rank)} and A of shape {(rank, d_in)}, "
+                f"got {tuple(B.shape)} and {tuple(A.shape)}."
+            )
             return
         singular_values = torch.linalg.svdvals(delta)
         best = singular_values[rank:].square().sum().sqrt().item()  # Eckart-Young: the dropped singular values
         error = torch.linalg.matrix_norm(delta - B @ A).item()
         if error > best * (1 + 1e-3) + 1e-4:
-            print(f"Not yet: for a {d_out} x {d_in} update at rank {rank}, ||delta - B @ A|| is {error:.3f}, "
-                  f"but the best rank-{rank} approximation reaches {best:.3f}. Keep the largest singular values.")
+            print(
+                f"Not yet: for a {d_out} x {d_in} update at rank {rank}, ||delta - B @ A|| is {error:.3f}, "
+                f"but the best rank-{rank} approximation reaches {best:.3f}. Keep the largest singular values."
+            )
             return
     delta = _update(128, 128, true_rank=16, seed=3)
     kept = torch.linalg.svdvals(delta)[:8].square().sum() / delta.square().sum()

@@ -15,6 +15,7 @@ import statistics
 import time
 
 from common import Result, interleaved_medians, run_script
+
 from shared import BPETokenizer, fetch, gpt2_encoding
 
 ENCODE_TARGET = 0.1
@@ -36,17 +37,28 @@ def main(repeats: int = 3) -> list:
         raise AssertionError("BPETokenizer.from_gpt2() does not reproduce tiktoken on Tiny Shakespeare")
 
     cold = [timed(lambda tok=tok: tok.encode(text)) for tok in tokenizers[1:]]
-    t = interleaved_medians({"tiktoken": lambda: reference.encode(text),
-                             "warm": lambda: tokenizers[0].encode(text)}, repeats=repeats)
+    t = interleaved_medians(
+        {"tiktoken": lambda: reference.encode(text), "warm": lambda: tokenizers[0].encode(text)}, repeats=repeats
+    )
     ours = statistics.median(cold)
     tokens = len(expected)
-    encode = Result("P4a", "BPETokenizer.encode vs tiktoken gpt2 (Tiny Shakespeare)", t["tiktoken"] / ours,
-                    ENCODE_TARGET, f"cold {tokens / ours:,.0f} tok/s, warm {tokens / t['warm']:,.0f} tok/s, "
-                                   f"tiktoken {tokens / t['tiktoken']:,.0f} tok/s")
+    encode = Result(
+        "P4a",
+        "BPETokenizer.encode vs tiktoken gpt2 (Tiny Shakespeare)",
+        t["tiktoken"] / ours,
+        ENCODE_TARGET,
+        f"cold {tokens / ours:,.0f} tok/s, warm {tokens / t['warm']:,.0f} tok/s, "
+        f"tiktoken {tokens / t['tiktoken']:,.0f} tok/s",
+    )
 
     train_s = timed(lambda: BPETokenizer().train(text, vocab_size=256 + TRAIN_MERGES))
-    train = Result("P4b", f"BPETokenizer.train {TRAIN_MERGES:,} merges within {TRAIN_BUDGET_S:g} s",
-                   TRAIN_BUDGET_S / train_s, 1.0, f"{train_s:.2f} s")
+    train = Result(
+        "P4b",
+        f"BPETokenizer.train {TRAIN_MERGES:,} merges within {TRAIN_BUDGET_S:g} s",
+        TRAIN_BUDGET_S / train_s,
+        1.0,
+        f"{train_s:.2f} s",
+    )
     return [encode, train]
 
 

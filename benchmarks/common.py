@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Result:
     id: str
     what: str
-    ratio: float          # higher is better for the course
+    ratio: float  # higher is better for the course
     target: float
     detail: str = ""
 
@@ -23,7 +23,9 @@ class Result:
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return f"{self.id:<4} {self.what:<52} {self.ratio:7.2f}x  (target >= {self.target:g}x)  {verdict}  {self.detail}"
+        return (
+            f"{self.id:<4} {self.what:<52} {self.ratio:7.2f}x  (target >= {self.target:g}x)  {verdict}  {self.detail}"
+        )
 
 
 def interleaved_medians(fns: dict, repeats: int, warmup: int = 1) -> dict:
@@ -65,9 +67,17 @@ def gpt2_pair(config, seed: int = 123):
     from shared import GPTModel, load_gpt2_weights
 
     drop = config.drop_rate
-    hf_config = GPT2Config(n_positions=config.context_length, n_embd=config.emb_dim, n_layer=config.n_layers,
-                           n_head=config.n_heads, vocab_size=config.vocab_size, resid_pdrop=drop,
-                           embd_pdrop=drop, attn_pdrop=drop, attn_implementation="sdpa")
+    hf_config = GPT2Config(
+        n_positions=config.context_length,
+        n_embd=config.emb_dim,
+        n_layer=config.n_layers,
+        n_head=config.n_heads,
+        vocab_size=config.vocab_size,
+        resid_pdrop=drop,
+        embd_pdrop=drop,
+        attn_pdrop=drop,
+        attn_implementation="sdpa",
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         hf = GPT2LMHeadModel(hf_config)
@@ -83,7 +93,9 @@ def shakespeare_tokens(num_tokens: int):
     text = fetch("tinyshakespeare").read_text(encoding="utf-8")
     ids = gpt2_encoding().encode(text[: 8 * num_tokens])  # ample: ~3.3 characters per token
     if len(ids) < num_tokens:
-        raise ValueError(f"Tiny Shakespeare has fewer than {num_tokens} tokens in its first {8 * num_tokens} characters")
+        raise ValueError(
+            f"Tiny Shakespeare has fewer than {num_tokens} tokens in its first {8 * num_tokens} characters"
+        )
     return torch.tensor(ids[:num_tokens])
 
 

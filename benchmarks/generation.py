@@ -18,8 +18,8 @@ Run: python benchmarks/generation.py [--quick]   (--quick: one timed run instead
 from dataclasses import replace
 
 import torch
+from common import Result, gpt2_pair, interleaved_medians, run_script, shakespeare_tokens
 
-from common import Result, gpt2_pair, interleaved_medians, shakespeare_tokens, run_script
 from shared import END_OF_TEXT_ID, GPT_CONFIGS, generate
 
 PROMPT_TOKENS, NEW_TOKENS = 10, 200
@@ -41,24 +41,42 @@ def main(quick: bool = False, config=None) -> list:
     runs = {
         "cache": lambda: generate(ours, prompt, NEW_TOKENS, config.context_length, use_cache=True),
         "no cache": lambda: generate(ours, prompt, NEW_TOKENS, config.context_length),
-        "hf": lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=NEW_TOKENS,
-                                  do_sample=False, use_cache=True, pad_token_id=END_OF_TEXT_ID,  # HF's padding id (a batch of one needs none)
-                                  min_new_tokens=NEW_TOKENS),
+        "hf": lambda: hf.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            use_cache=True,
+            pad_token_id=END_OF_TEXT_ID,  # HF's padding id (a batch of one needs none)
+            min_new_tokens=NEW_TOKENS,
+        ),
     }
     tokens = {name: run() for name, run in runs.items()}  # also the warmup
     for name in ("no cache", "hf"):
         if not torch.equal(tokens["cache"], tokens[name]):
-            raise AssertionError(f"generate(use_cache=True) and {name} produce different tokens "
-                                 f"(greedy, same weights): {first_difference(tokens['cache'], tokens[name])}")
+            raise AssertionError(
+                f"generate(use_cache=True) and {name} produce different tokens "
+                f"(greedy, same weights): {first_difference(tokens['cache'], tokens[name])}"
+            )
 
     t = interleaved_medians(runs, repeats=1 if quick else 3, warmup=0)
     speed = {name: NEW_TOKENS / seconds for name, seconds in t.items()}
     same = f"all three produce the same {NEW_TOKENS} tokens"
     return [
-        Result("P3a", f"generate {NEW_TOKENS} tokens: KV cache vs no cache", t["no cache"] / t["cache"],
-               CACHE_TARGET, f"cache {speed['cache']:.1f} tok/s, no cache {speed['no cache']:.1f} tok/s; {same}"),
-        Result("P3b", f"generate {NEW_TOKENS} tokens: KV cache vs HF generate", t["hf"] / t["cache"], HF_TARGET,
-               f"course {speed['cache']:.1f} tok/s, HF {speed['hf']:.1f} tok/s"),
+        Result(
+            "P3a",
+            f"generate {NEW_TOKENS} tokens: KV cache vs no cache",
+            t["no cache"] / t["cache"],
+            CACHE_TARGET,
+            f"cache {speed['cache']:.1f} tok/s, no cache {speed['no cache']:.1f} tok/s; {same}",
+        ),
+        Result(
+            "P3b",
+            f"generate {NEW_TOKENS} tokens: KV cache vs HF generate",
+            t["hf"] / t["cache"],
+            HF_TARGET,
+            f"course {speed['cache']:.1f} tok/s, HF {speed['hf']:.1f} tok/s",
+        ),
     ]
 
 

@@ -41,16 +41,33 @@ def ci_results(log_path) -> list:
     total = CI_TOTAL.findall(log)
     if total:
         seconds = int(total[-1])
-        rows = [Result("P5", f".ci/run within {CI_BUDGET_S // 60} min", CI_BUDGET_S / seconds, 1.0,
-                       f"{seconds} s ({seconds / 60:.1f} min)")]
+        rows = [
+            Result(
+                "P5",
+                f".ci/run within {CI_BUDGET_S // 60} min",
+                CI_BUDGET_S / seconds,
+                1.0,
+                f"{seconds} s ({seconds / 60:.1f} min)",
+            )
+        ]
     else:
-        rows = [Result("P5", f".ci/run within {CI_BUDGET_S // 60} min", 0.0, 1.0,
-                       f"no 'total: N s' line in {log_path}: the run stopped early (a failing phase?)")]
+        rows = [
+            Result(
+                "P5",
+                f".ci/run within {CI_BUDGET_S // 60} min",
+                0.0,
+                1.0,
+                f"no 'total: N s' line in {log_path}: the run stopped early (a failing phase?)",
+            )
+        ]
     _, header, wall_times = log.partition("notebook wall times")
     notebooks = NOTEBOOK_TIME.findall(wall_times)
     if not header or not notebooks:
-        return rows + [Result("P5", "notebook wall times", 0.0, 1.0,
-                              f"none in {log_path}: pytest did not finish, or ran no notebook")]
+        return rows + [
+            Result(
+                "P5", "notebook wall times", 0.0, 1.0, f"none in {log_path}: pytest did not finish, or ran no notebook"
+            )
+        ]
     for seconds, path in notebooks:
         budget = next((b for prefix, b in NOTEBOOK_BUDGETS_S.items() if path.startswith(prefix)), NOTEBOOK_BUDGET_S)
         rows.append(Result("P5", f"{path} within {budget // 60} min", budget / float(seconds), 1.0, f"{seconds} s"))
@@ -63,9 +80,11 @@ def main() -> int:
     parser.add_argument("--ci-log", metavar="FILE", help=f"saved output of .ci/run, for P5 ({HOW_TO_LOG})")
     args = parser.parse_args()
 
-    benchmarks = [("P1-2", "training", lambda: training.main(quick=args.quick)),
-                  ("P3", "generation", lambda: generation.main(quick=args.quick)),
-                  ("P4", "bpe", lambda: bpe.main(repeats=1 if args.quick else 3))]
+    benchmarks = [
+        ("P1-2", "training", lambda: training.main(quick=args.quick)),
+        ("P3", "generation", lambda: generation.main(quick=args.quick)),
+        ("P4", "bpe", lambda: bpe.main(repeats=1 if args.quick else 3)),
+    ]
     results = []
     for ids, name, run in benchmarks:
         print(f"== {ids} benchmarks/{name}.py", flush=True)
@@ -81,8 +100,10 @@ def main() -> int:
 
     report(results)
     if not args.ci_log:
-        print(f"\nP5 (CI time budget) needs a saved CI log: {HOW_TO_LOG}, "
-              "then python benchmarks/run_all.py --ci-log ci.log")
+        print(
+            f"\nP5 (CI time budget) needs a saved CI log: {HOW_TO_LOG}, "
+            "then python benchmarks/run_all.py --ci-log ci.log"
+        )
     return 0 if all(r.passed for r in results) else 1
 
 

@@ -16,8 +16,8 @@ Run: python benchmarks/smollm2_generation.py [--quick]   (--quick: one timed run
 """
 
 import torch
-
 from common import Result, interleaved_medians, run_script
+
 from shared import fetch, generate, load_smollm2
 
 NEW_TOKENS = 100
@@ -38,21 +38,33 @@ def main(quick: bool = False) -> list:
 
     def huggingface():
         with torch.no_grad():
-            return hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=NEW_TOKENS,
-                               min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=smol.eos_id)
+            return hf.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                pad_token_id=smol.eos_id,
+            )
 
     ours, theirs = course(), huggingface()  # also the warmup
     # min_new_tokens forbids the end-of-text token for HF only, so compare up to the first one.
-    new_ours, new_theirs = ours[0, prompt.shape[1]:].tolist(), theirs[0, prompt.shape[1]:].tolist()
+    new_ours, new_theirs = ours[0, prompt.shape[1] :].tolist(), theirs[0, prompt.shape[1] :].tolist()
     end = new_ours.index(smol.eos_id) if smol.eos_id in new_ours else NEW_TOKENS
     if new_ours[:end] != new_theirs[:end]:
         raise AssertionError("the course model and transformers generate different tokens from the same weights")
 
     t = interleaved_medians({"course": course, "hf": huggingface}, repeats=1 if quick else 3, warmup=0)
     speed = {name: NEW_TOKENS / seconds for name, seconds in t.items()}
-    return [Result("P8", f"SmolLM2-135M: generate {NEW_TOKENS} tokens, course vs HF generate",
-                   t["hf"] / t["course"], TARGET,
-                   f"course {speed['course']:.1f} tok/s, HF {speed['hf']:.1f} tok/s; same tokens")]
+    return [
+        Result(
+            "P8",
+            f"SmolLM2-135M: generate {NEW_TOKENS} tokens, course vs HF generate",
+            t["hf"] / t["course"],
+            TARGET,
+            f"course {speed['course']:.1f} tok/s, HF {speed['hf']:.1f} tok/s; same tokens",
+        )
+    ]
 
 
 if __name__ == "__main__":

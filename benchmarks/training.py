@@ -39,16 +39,16 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from common import Result, gpt2_pair, interleaved_medians, matmul_peak_flops, run_script, shakespeare_tokens
 
-from common import Result, gpt2_pair, interleaved_medians, matmul_peak_flops, shakespeare_tokens, run_script
 from ch05_pretraining.pretraining import calc_loss_batch, fast_path_options
 from shared import GPT_CONFIGS, GPTModel, load_gpt2_weights
 
 BATCH, SEQ_LEN = 2, 256
 P1_LR = 1e-4
 P2_LR, P2_WEIGHT_DECAY, P2_STEPS = 4e-4, 0.1, 20
-LOSS_AGREEMENT = 1e-4    # P1: the two models' losses on the first batch
-LOSS_TOLERANCE = 0.02    # P2b: relative difference of the losses after training
+LOSS_AGREEMENT = 1e-4  # P1: the two models' losses on the first batch
+LOSS_TOLERANCE = 0.02  # P2b: relative difference of the losses after training
 HF_TARGET, FAST_PATH_TARGET = 1.0, 1.8
 
 
@@ -57,8 +57,13 @@ def text_batches(num_batches: int):
     Shakespeare, the targets shifted by one token; then one more, held out."""
     window = BATCH * SEQ_LEN
     tokens = shakespeare_tokens((num_batches + 1) * window + 1)
-    return [(tokens[i * window:(i + 1) * window].view(BATCH, SEQ_LEN),
-             tokens[i * window + 1:(i + 1) * window + 1].view(BATCH, SEQ_LEN)) for i in range(num_batches + 1)]
+    return [
+        (
+            tokens[i * window : (i + 1) * window].view(BATCH, SEQ_LEN),
+            tokens[i * window + 1 : (i + 1) * window + 1].view(BATCH, SEQ_LEN),
+        )
+        for i in range(num_batches + 1)
+    ]
 
 
 def training_step(model, optimizer, batch, logits_of=lambda out: out, autocast_dtype=None):
@@ -90,20 +95,32 @@ def course_vs_hf(config, batch, repeats: int) -> Result:
         loss_ours = F.cross_entropy(ours(batch[0]).flatten(0, 1), batch[1].flatten()).item()
         loss_hf = F.cross_entropy(hf(batch[0]).logits.flatten(0, 1), batch[1].flatten()).item()
     if abs(loss_ours - loss_hf) > LOSS_AGREEMENT:
-        raise AssertionError(f"GPTModel and GPT2LMHeadModel disagree on the first batch: loss {loss_ours:.6f} "
-                             f"vs {loss_hf:.6f}; they must compute the same function to be compared")
+        raise AssertionError(
+            f"GPTModel and GPT2LMHeadModel disagree on the first batch: loss {loss_ours:.6f} "
+            f"vs {loss_hf:.6f}; they must compute the same function to be compared"
+        )
 
     opt_ours = torch.optim.AdamW(ours.parameters(), lr=P1_LR)
     opt_hf = torch.optim.AdamW(hf.parameters(), lr=P1_LR)
-    t = interleaved_medians({"course": lambda: training_step(ours, opt_ours, batch),
-                             "hf": lambda: training_step(hf, opt_hf, batch, hf_logits)}, repeats=repeats)
+    t = interleaved_medians(
+        {
+            "course": lambda: training_step(ours, opt_ours, batch),
+            "hf": lambda: training_step(hf, opt_hf, batch, hf_logits),
+        },
+        repeats=repeats,
+    )
     tokens = batch[0].numel()
     num_params = sum(p.numel() for p in ours.parameters())
     achieved, peak = training_flops(config, num_params, tokens) / t["course"], matmul_peak_flops()
-    return Result("P1", "training step vs HF GPT2LMHeadModel (fp32, 2x256)", t["hf"] / t["course"], HF_TARGET,
-                  f"course {tokens / t['course']:,.0f} tok/s, HF {tokens / t['hf']:,.0f} tok/s; course "
-                  f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of fp32 matmul peak {peak / 1e9:.1f} "
-                  f"GFLOP/s; first-batch losses {loss_ours:.5f} / {loss_hf:.5f}")
+    return Result(
+        "P1",
+        "training step vs HF GPT2LMHeadModel (fp32, 2x256)",
+        t["hf"] / t["course"],
+        HF_TARGET,
+        f"course {tokens / t['course']:,.0f} tok/s, HF {tokens / t['hf']:,.0f} tok/s; course "
+        f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of fp32 matmul peak {peak / 1e9:.1f} "
+        f"GFLOP/s; first-batch losses {loss_ours:.5f} / {loss_hf:.5f}",
+    )
 
 
 def held_out_loss(model, batch) -> float:
@@ -139,9 +156,11 @@ def fp32_ceiling(config, optimizer, step_seconds: float, repeats: int) -> str:
     optimizer_seconds = interleaved_medians({"step": optimizer.step}, repeats=repeats)["step"]
     attention_seconds = attention_core_seconds(config, repeats)
     rest = step_seconds - optimizer_seconds - attention_seconds
-    return (f"fp32 ceiling {step_seconds / rest:.2f}x: of the textbook step's {step_seconds:.2f} s, attention "
-            f"takes {attention_seconds:.2f} s and the AdamW update {optimizer_seconds:.2f} s; the other "
-            f"{rest:.2f} s is float32 work the fast path does not change")
+    return (
+        f"fp32 ceiling {step_seconds / rest:.2f}x: of the textbook step's {step_seconds:.2f} s, attention "
+        f"takes {attention_seconds:.2f} s and the AdamW update {optimizer_seconds:.2f} s; the other "
+        f"{rest:.2f} s is float32 work the fast path does not change"
+    )
 
 
 def fast_vs_textbook(config, batches, steps: int) -> list:
@@ -154,27 +173,37 @@ def fast_vs_textbook(config, batches, steps: int) -> list:
     held_out = batches[-1]
     loss_before = held_out_loss(textbook, held_out)
     opt_textbook = torch.optim.AdamW(textbook.parameters(), lr=P2_LR, weight_decay=P2_WEIGHT_DECAY)
-    opt_fast = torch.optim.AdamW(fast.parameters(), lr=P2_LR, weight_decay=P2_WEIGHT_DECAY,
-                                 fused=options["fused_adamw"])
+    opt_fast = torch.optim.AdamW(
+        fast.parameters(), lr=P2_LR, weight_decay=P2_WEIGHT_DECAY, fused=options["fused_adamw"]
+    )
     data_textbook, data_fast = iter(batches[:steps]), iter(batches[:steps])
     t = interleaved_medians(  # warmup 1 + (steps - 1) timed = `steps` optimizer steps each
-        {"textbook": lambda: training_step(textbook, opt_textbook, next(data_textbook)),
-         "fast": lambda: training_step(fast, opt_fast, next(data_fast), autocast_dtype=options["autocast_dtype"])},
-        repeats=steps - 1)
+        {
+            "textbook": lambda: training_step(textbook, opt_textbook, next(data_textbook)),
+            "fast": lambda: training_step(fast, opt_fast, next(data_fast), autocast_dtype=options["autocast_dtype"]),
+        },
+        repeats=steps - 1,
+    )
 
     loss_textbook, loss_fast = held_out_loss(textbook, held_out), held_out_loss(fast, held_out)
     difference = abs(loss_fast - loss_textbook) / loss_textbook
     bf16 = options["autocast_dtype"] is not None
-    detail = (f"fast {t['fast']:.2f} s/step (SDPA, fused AdamW={options['fused_adamw']}, "
-              f"{'bf16 autocast' if bf16 else 'fp32: no native bf16 on this CPU'}), textbook {t['textbook']:.2f} "
-              f"s/step; median of {steps - 1} steps after 1 warmup")
+    detail = (
+        f"fast {t['fast']:.2f} s/step (SDPA, fused AdamW={options['fused_adamw']}, "
+        f"{'bf16 autocast' if bf16 else 'fp32: no native bf16 on this CPU'}), textbook {t['textbook']:.2f} "
+        f"s/step; median of {steps - 1} steps after 1 warmup"
+    )
     if not bf16:  # after the held-out losses: timing the update changes the textbook weights
         detail += "; " + fp32_ceiling(config, opt_textbook, t["textbook"], repeats=max(3, steps // 4))
     speed = Result("P2a", "training fast path vs textbook path", t["textbook"] / t["fast"], FAST_PATH_TARGET, detail)
-    loss = Result("P2b", f"fast-path loss after {steps} steps within {LOSS_TOLERANCE:.0%} of textbook",
-                  LOSS_TOLERANCE / difference if difference else math.inf, 1.0,
-                  f"held-out loss {loss_before:.4f} before; after: fast {loss_fast:.4f}, textbook "
-                  f"{loss_textbook:.4f} ({difference:.3%} apart)")
+    loss = Result(
+        "P2b",
+        f"fast-path loss after {steps} steps within {LOSS_TOLERANCE:.0%} of textbook",
+        LOSS_TOLERANCE / difference if difference else math.inf,
+        1.0,
+        f"held-out loss {loss_before:.4f} before; after: fast {loss_fast:.4f}, textbook "
+        f"{loss_textbook:.4f} ({difference:.3%} apart)",
+    )
     return [speed, loss]
 
 

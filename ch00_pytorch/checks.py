@@ -46,12 +46,16 @@ def check_exercise_1(split_heads):
         problem = _tensor_problem(got, expected)
         if problem == "wrong values":
             if torch.equal(got, x.view(b, h, T, hd)):
-                print("Right shape, wrong layout: a single `view` to (batch, heads, tokens, head_dim) cuts the "
-                      "memory in the wrong places. First `view` to (batch, tokens, heads, head_dim), then swap "
-                      "the tokens and heads dimensions.")
+                print(
+                    "Right shape, wrong layout: a single `view` to (batch, heads, tokens, head_dim) cuts the "
+                    "memory in the wrong places. First `view` to (batch, tokens, heads, head_dim), then swap "
+                    "the tokens and heads dimensions."
+                )
             else:
-                print(f"Right shape, wrong values for x of shape {tuple(x.shape)} with {h} heads: head i must hold "
-                      "columns i*head_dim .. (i+1)*head_dim - 1 of every token.")
+                print(
+                    f"Right shape, wrong values for x of shape {tuple(x.shape)} with {h} heads: head i must hold "
+                    "columns i*head_dim .. (i+1)*head_dim - 1 of every token."
+                )
             return
         if problem:
             print(f"For x of shape {tuple(x.shape)} and {h} heads: {problem}")
@@ -145,18 +149,24 @@ def check_exercise_4(merge_heads):
         context = _numbered((b, h, T, hd))
         ok, got = call_safely(merge_heads, context)
         if not ok:
-            print("Hint: after `transpose` the tensor is no longer contiguous; use `.contiguous().view(...)` "
-                  "or `.reshape(...)`.")
+            print(
+                "Hint: after `transpose` the tensor is no longer contiguous; use `.contiguous().view(...)` "
+                "or `.reshape(...)`."
+            )
             return
         expected = context.transpose(1, 2).reshape(b, T, h * hd)
         problem = _tensor_problem(got, expected)
         if problem == "wrong values":
             if torch.equal(got, context.reshape(b, T, h * hd)):
-                print("Right shape, wrong layout: reshaping (batch, heads, tokens, head_dim) straight to "
-                      "(batch, tokens, heads * head_dim) mixes tokens. Swap heads and tokens back first.")
+                print(
+                    "Right shape, wrong layout: reshaping (batch, heads, tokens, head_dim) straight to "
+                    "(batch, tokens, heads * head_dim) mixes tokens. Swap heads and tokens back first."
+                )
             else:
-                print(f"Right shape, wrong values for {h} heads: token t must hold head 0's head_dim values, "
-                      "then head 1's, and so on.")
+                print(
+                    f"Right shape, wrong values for {h} heads: token t must hold head 0's head_dim values, "
+                    "then head 1's, and so on."
+                )
             return
         if problem:
             print(f"For a context of shape {tuple(context.shape)}: {problem}")

@@ -11,8 +11,13 @@ from shared.exercises import call_safely, is_number, not_a_function, not_answere
 
 # (tokens, context_size) cases: a limit larger than the text, a limit of 1, a one-token text,
 # and contexts shorter than the limit at the start (where `tokens[i - size:i]` goes wrong).
-PAIR_CASES = [("the cat sat on the mat".split(), 3), (list("abcdefgh"), 1), ([5, 9, 2, 7], 10), (["solo"], 2),
-              (list("abcde"), 2)]
+PAIR_CASES = [
+    ("the cat sat on the mat".split(), 3),
+    (list("abcdefgh"), 1),
+    ([5, 9, 2, 7], 10),
+    (["solo"], 2),
+    (list("abcde"), 2),
+]
 
 
 def _number_problem(name, answer, expected, rel_tol):
@@ -45,8 +50,8 @@ def check_exercise_1(make_pairs):
     if not_a_function(make_pairs, "make_pairs(tokens, context_size)"):
         return
     for tokens, size in PAIR_CASES:
-        expected = [(list(tokens[max(0, i - size):i]), tokens[i]) for i in range(1, len(tokens))]
-        ok, got = call_safely(make_pairs, list(tokens), size)   # a copy: the reader's code may change it
+        expected = [(list(tokens[max(0, i - size) : i]), tokens[i]) for i in range(1, len(tokens))]
+        ok, got = call_safely(make_pairs, list(tokens), size)  # a copy: the reader's code may change it
         if not ok:
             return
         problem = _pairs_problem(got)
@@ -57,16 +62,22 @@ def check_exercise_1(make_pairs):
         if got == expected:
             continue
         if len(got) != len(expected):
-            print(f"make_pairs({tokens}, {size}) returned {len(got)} pairs; a text of {len(tokens)} tokens "
-                  f"gives {len(expected)}: one per token but the first.")
+            print(
+                f"make_pairs({tokens}, {size}) returned {len(got)} pairs; a text of {len(tokens)} tokens "
+                f"gives {len(expected)}: one per token but the first."
+            )
         elif got and all(context and context[-1] == target for context, target in got):
-            print(f"make_pairs({tokens}, {size}): every context ends with its own target; the context is "
-                  "what comes *before* the next token.")
+            print(
+                f"make_pairs({tokens}, {size}): every context ends with its own target; the context is "
+                "what comes *before* the next token."
+            )
         elif any(len(context) > size for context, _ in got):
             print(f"make_pairs({tokens}, {size}) returned a context longer than {size} tokens: {got}.")
         else:
-            print(f"make_pairs({tokens}, {size}) returned {got}, expected {expected}. Near the start the "
-                  "context is shorter than the limit: it begins at position max(0, i - context_size).")
+            print(
+                f"make_pairs({tokens}, {size}) returned {got}, expected {expected}. Near the start the "
+                "context is shorter than the limit: it begins at position max(0, i - context_size)."
+            )
         return
     print("Correct!")
 
@@ -79,14 +90,18 @@ def check_exercise_2(embedding_share, feed_forward_share):
     parts = gpt_parameter_breakdown(50257, 2048, 12288, 96)
     total = sum(parts.values())
     problems = []
-    for name, answer, part in [("embedding_share", embedding_share, "token embedding"),
-                               ("feed_forward_share", feed_forward_share, "feed-forward")]:
+    for name, answer, part in [
+        ("embedding_share", embedding_share, "token embedding"),
+        ("feed_forward_share", feed_forward_share, "feed-forward"),
+    ]:
         problem = _number_problem(name, answer, parts[part] / total, 0.01)
         if problem and is_number(answer) and answer > 1:
             problem += " It should be a fraction between 0 and 1, not a percentage."
         elif problem and problem.endswith("is off."):
-            problem += (f" Divide the {part}'s parameters by the total, both from "
-                        "gpt_parameter_breakdown(50257, 2048, 12288, 96).")
+            problem += (
+                f" Divide the {part}'s parameters by the total, both from "
+                "gpt_parameter_breakdown(50257, 2048, 12288, 96)."
+            )
         problems.append(problem)
     report(*problems)
 
@@ -116,8 +131,10 @@ def check_exercise_3(flops, gpu_hours):
         print(problem)
         return
     print("Correct!")
-    print("Meta reports 184,320 A100 GPU-hours for Llama 2 7B (Touvron et al., 2023, 'Llama 2', Table 2): "
-          "your estimate is the right order of magnitude.")
+    print(
+        "Meta reports 184,320 A100 GPU-hours for Llama 2 7B (Touvron et al., 2023, 'Llama 2', Table 2): "
+        "your estimate is the right order of magnitude."
+    )
 
 
 def check_exercise_4(epochs):
@@ -133,7 +150,9 @@ def check_exercise_4(epochs):
         drawn = row["weight"] * GPT3_TRAINING_TOKENS
         problem = _number_problem(f"epochs[{source!r}]", epochs[source], drawn / row["tokens"], 0.02)
         if problem and problem.endswith("is off."):
-            problem += (f" Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) "
-                        "by the tokens it contains.")
+            problem += (
+                f" Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) "
+                "by the tokens it contains."
+            )
         problems.append(problem)
     report(*problems)

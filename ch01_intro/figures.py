@@ -14,8 +14,11 @@ GREEN, ORANGE, GREY = "#d9ead3", "#fde9c9", "#eeeeee"
 
 def draw_box(ax, x, y, text, colour, width=2.6, height=0.9, fontsize=9):
     """A rounded box centred on (x, y) with centred text."""
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.05",
-                                facecolor=colour, edgecolor=DARK))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.05", facecolor=colour, edgecolor=DARK
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
@@ -45,8 +48,9 @@ def nested_fields():
     for depth, (label, examples, colour) in enumerate(fields):
         inset = 0.6 * depth
         width, height = 10 - 2 * inset, 6.4 - 1.5 * depth
-        ax.add_patch(FancyBboxPatch((inset, inset), width, height, boxstyle="round,pad=0.1",
-                                    facecolor=colour, edgecolor=DARK))
+        ax.add_patch(
+            FancyBboxPatch((inset, inset), width, height, boxstyle="round,pad=0.1", facecolor=colour, edgecolor=DARK)
+        )
         top = inset + height
         ax.text(5, top - 0.35, label, ha="center", va="top", fontsize=12, fontweight="bold")
         ax.text(5, top - 0.8, examples, ha="center", va="top", fontsize=9, style="italic")
@@ -87,8 +91,17 @@ def _tower_base(ax, x, text, frame_height):
     dashed frame around the N repeated layers."""
     draw_box(ax, x, 0.6, text, GREY, width=3.2, height=0.6)
     draw_box(ax, x, 1.7, "token embeddings + positions", LIGHT, width=3.2, height=0.6)
-    ax.add_patch(FancyBboxPatch((x - 1.7, 2.5), 3.4, frame_height, boxstyle="round,pad=0.08", facecolor="none",
-                                edgecolor=DARK, linestyle="--"))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - 1.7, 2.5),
+            3.4,
+            frame_height,
+            boxstyle="round,pad=0.08",
+            facecolor="none",
+            edgecolor=DARK,
+            linestyle="--",
+        )
+    )
 
 
 def encoder_decoder():
@@ -120,8 +133,7 @@ def encoder_decoder():
     for y0, y1 in [(0.9, 1.4), (2.0, 2.6), (3.4, 3.85), (4.65, 5.1), (5.7, 6.5)]:
         draw_arrow(ax, (7.5, y0), (7.5, y1))
     ax.text(7.5, 7.9, "DECODER", ha="center", fontsize=12, fontweight="bold")
-    ax.text(7.5, 7.5, "GPT keeps only this half (without cross-attention)", ha="center", fontsize=9,
-            style="italic")
+    ax.text(7.5, 7.5, "GPT keeps only this half (without cross-attention)", ha="center", fontsize=9, style="italic")
     draw_arrow(ax, (4.1, 6.0), (6.0, 4.4), colour="#c55a11")
     draw_arrow(ax, (9.1, 6.8), (9.6, 6.8))
     ax.text(9.7, 6.8, "append,\nrepeat", fontsize=8, va="center")
@@ -149,7 +161,7 @@ def exact_match_curve(model_scale, per_token, answer_length):
     """Per-token accuracy and the exact-match accuracy of an ``answer_length``-token answer."""
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     ax.plot(model_scale, per_token, label="per-token accuracy (improves smoothly)")
-    ax.plot(model_scale, per_token ** answer_length, label=f"exact match of a {answer_length}-token answer")
+    ax.plot(model_scale, per_token**answer_length, label=f"exact match of a {answer_length}-token answer")
     ax.set_xscale("log")
     ax.set_xlabel("model size (parameters, toy)")
     ax.set_ylabel("accuracy")
@@ -162,8 +174,13 @@ def training_mix(mix):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     y = range(len(mix))
     ax.barh([i - 0.2 for i in y], mix["tokens"] / 1e9, height=0.4, label="tokens available", color=MID)
-    ax.barh([i + 0.2 for i in y], mix["tokens used in training"] / 1e9, height=0.4,
-            label="tokens used in training", color=DARK)
+    ax.barh(
+        [i + 0.2 for i in y],
+        mix["tokens used in training"] / 1e9,
+        height=0.4,
+        label="tokens used in training",
+        color=DARK,
+    )
     ax.set_yticks(list(y), mix.index)
     ax.set_xlabel("billions of tokens")
     ax.invert_yaxis()
@@ -175,8 +192,11 @@ def course_plan():
     """The three stages of the course and the chapters in each."""
     stages = [
         ("Stage 1: build", LIGHT, ["ch02  tokens and embeddings", "ch03  attention", "ch04  GPT architecture"]),
-        ("Stage 2: pretrain", MID, ["ch05  training loop, pretraining,", "loading GPT-2 weights",
-                                    "→ a foundation model"]),
+        (
+            "Stage 2: pretrain",
+            MID,
+            ["ch05  training loop, pretraining,", "loading GPT-2 weights", "→ a foundation model"],
+        ),
         ("Stage 3: fine-tune", GREEN, ["ch06  spam classifier", "ch07  assistant that follows", "instructions"]),
     ]
     ax = _diagram((10, 3.2), (0, 10), (0.6, 3.6))

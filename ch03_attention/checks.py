@@ -28,6 +28,7 @@ def _is_bool_mask(mask, shape):
 
 # --- Exercise 1 ---------------------------------------------------------------------------
 
+
 def check_exercise_1(weights, inputs):
     """Attention weights of the query "step" (row 5 of ``inputs``) in simplified self-attention."""
     if not_answered(weights):
@@ -59,6 +60,7 @@ def check_exercise_1(weights, inputs):
 
 # --- Exercise 2 ---------------------------------------------------------------------------
 
+
 class _Projections(nn.Module):
     """The four linear maps of a multi-head attention layer, and nothing else: no forward pass, no mask."""
 
@@ -71,8 +73,10 @@ class _Projections(nn.Module):
         self.out_proj = nn.Linear(d_out, d_out)
 
     def forward(self, *args, **kwargs):
-        raise RuntimeError("calling the layer is the shortcut this exercise forbids: compute the forward "
-                           "pass yourself from layer.W_query, W_key, W_value and out_proj")
+        raise RuntimeError(
+            "calling the layer is the shortcut this exercise forbids: compute the forward "
+            "pass yourself from layer.W_query, W_key, W_value and out_proj"
+        )
 
 
 def _attention(layer, x, scale=True, causal=True, project=True, transpose_heads=True, sqrt=True):
@@ -148,8 +152,10 @@ def check_exercise_2(attention_forward):
             if not ok:
                 return
             if used:
-                print(f"Your function calls {', '.join(used)}: that is the shortcut this exercise forbids. "
-                      "Write the scores, mask, softmax and weighted sum yourself.")
+                print(
+                    f"Your function calls {', '.join(used)}: that is the shortcut this exercise forbids. "
+                    "Write the scores, mask, softmax and weighted sum yourself."
+                )
                 return
             if not isinstance(got, torch.Tensor):
                 print(NOT_A_TENSOR.format(type(got).__name__))
@@ -172,14 +178,17 @@ def check_exercise_2(attention_forward):
 
 # --- Exercise 3 ---------------------------------------------------------------------------
 
+
 def check_exercise_3(wrapper_2d, head_width, batch):
     """Book exercise 3.2: a two-head ``MultiHeadAttentionWrapper`` whose outputs are two-dimensional."""
     if not_answered(wrapper_2d) or not_answered(head_width):
         return
     heads = getattr(wrapper_2d, "heads", None)
     if not isinstance(wrapper_2d, nn.Module) or not isinstance(heads, nn.ModuleList):
-        print(f"Expected a MultiHeadAttentionWrapper (a module with a list of heads), got {type(wrapper_2d).__name__}. "
-              "Change the arguments of the wrapper; do not add layers after it.")
+        print(
+            f"Expected a MultiHeadAttentionWrapper (a module with a list of heads), got {type(wrapper_2d).__name__}. "
+            "Change the arguments of the wrapper; do not add layers after it."
+        )
         return
     if len(heads) != 2:
         print(f"Your wrapper has {len(heads)} head(s): the exercise keeps num_heads=2.")
@@ -205,12 +214,15 @@ def check_exercise_3(wrapper_2d, head_width, batch):
         print(f"head_width should be an integer, got {type(head_width).__name__}.")
         return
     if head_width != 1:
-        print(f"head_width = {head_width}? Count the features each head's query, key and value have: d_out // num_heads.")
+        print(
+            f"head_width = {head_width}? Count the features each head's query, key and value have: d_out // num_heads."
+        )
         return
     print("Correct!")
 
 
 # --- Exercise 4 ---------------------------------------------------------------------------
+
 
 def check_exercise_4(local_causal_mask):
     """A sliding-window causal mask: True where token i must NOT look at token j."""
@@ -229,7 +241,9 @@ def check_exercise_4(local_causal_mask):
             continue
         where = f"for num_tokens={num_tokens}, window={window}"
         if torch.equal(mask, j > i):
-            print(f"Wrong mask {where}: this is the plain causal mask; also hide keys more than window - 1 tokens back.")
+            print(
+                f"Wrong mask {where}: this is the plain causal mask; also hide keys more than window - 1 tokens back."
+            )
         elif torch.equal(mask, (j > i) | (j < i - window)) or torch.equal(mask, (j > i) | (j <= i - window + 1)):
             print(f"Off by one {where}: each query should see exactly `window` keys (itself included) when it can.")
         else:
@@ -240,13 +254,16 @@ def check_exercise_4(local_causal_mask):
 
 # --- Exercise 5 ---------------------------------------------------------------------------
 
+
 def check_exercise_5(offset_causal_mask):
     """The causal mask for new tokens that follow ``num_cached`` cached ones, built from positions."""
     if not_a_function(offset_causal_mask, "offset_causal_mask(num_cached, num_new)"):
         return
     if "mask" in names_used(offset_causal_mask):
-        print("Your function reads a `mask` (a module's buffer, e.g. mha.mask[...]): that is the shortcut the "
-              "exercise forbids. Build the mask from the positions of the queries and the keys.")
+        print(
+            "Your function reads a `mask` (a module's buffer, e.g. mha.mask[...]): that is the shortcut the "
+            "exercise forbids. Build the mask from the positions of the queries and the keys."
+        )
         return
     for num_cached, num_new in [(0, 4), (3, 1), (2, 3), (5, 2), (1500, 3)]:
         ok, mask = call_answer(offset_causal_mask, num_cached, num_new, message=RETURNED_NONE)
@@ -254,8 +271,10 @@ def check_exercise_5(offset_causal_mask):
             return
         total = num_cached + num_new
         if isinstance(mask, torch.Tensor) and num_cached and tuple(mask.shape) == (num_new, num_new):
-            print(f"Shape {(num_new, num_new)} for num_cached={num_cached}, num_new={num_new}: the new tokens also "
-                  f"attend to the cached ones, so the mask needs one column per position: {(num_new, total)}.")
+            print(
+                f"Shape {(num_new, num_new)} for num_cached={num_cached}, num_new={num_new}: the new tokens also "
+                f"attend to the cached ones, so the mask needs one column per position: {(num_new, total)}."
+            )
             return
         if not _is_bool_mask(mask, (num_new, total)):
             return
@@ -266,8 +285,10 @@ def check_exercise_5(offset_causal_mask):
         where = f"for num_cached={num_cached}, num_new={num_new}"
         top_left = torch.triu(torch.ones(num_new, total, dtype=torch.bool), diagonal=1)
         if torch.equal(mask, top_left):
-            print(f"Wrong mask {where}: this is the top-left corner of the causal mask (what SDPA's is_causal "
-                  "gives), which treats new token i as if it were at position i. It is at num_cached + i.")
+            print(
+                f"Wrong mask {where}: this is the top-left corner of the causal mask (what SDPA's is_causal "
+                "gives), which treats new token i as if it were at position i. It is at num_cached + i."
+            )
         else:
             print(f"Wrong mask {where}: got\n{mask.int()}\nexpected\n{expected.int()}")
         return

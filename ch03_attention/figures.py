@@ -40,8 +40,12 @@ def _draw_seq2seq(ax, title, weights=None):
         ax.text(2.1, 1.0, "only the last state:\none fixed-size vector", color="crimson", fontsize=9)
     else:
         for i, w in enumerate(weights):
-            ax.annotate("", xy=(1, 1.75), xytext=(i, 0.25),
-                        arrowprops=dict(arrowstyle="->", lw=1 + 7 * w, color="crimson", alpha=0.3 + 0.7 * w))
+            ax.annotate(
+                "",
+                xy=(1, 1.75),
+                xytext=(i, 0.25),
+                arrowprops=dict(arrowstyle="->", lw=1 + 7 * w, color="crimson", alpha=0.3 + 0.7 * w),
+            )
             ax.text(i + 0.08, 0.45, f"{w:.2f}", color="crimson", fontsize=9)
     ax.set_xlim(-0.7, 3.7)
     ax.set_ylim(-0.5, 2.5)
@@ -103,8 +107,12 @@ def _method_lines(function):
     source = textwrap.dedent(inspect.getsource(function))
     body = ast.parse(source).body[0].body
     lines = source.splitlines()
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(getattr(body[0], "value", None), ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         del lines[body[0].lineno - 1 : body[0].end_lineno]
     return lines
 
@@ -122,8 +130,9 @@ def code_diff(old_class, new_class, context=1):
     for name in methods:
         old = _method_lines(vars(old_class)[name]) if name in vars(old_class) else []
         new = _method_lines(vars(new_class)[name]) if name in vars(new_class) else []
-        matcher = difflib.SequenceMatcher(a=[line.strip() for line in old], b=[line.strip() for line in new],
-                                          autojunk=False)
+        matcher = difflib.SequenceMatcher(
+            a=[line.strip() for line in old], b=[line.strip() for line in new], autojunk=False
+        )
         if matcher.ratio() == 1.0 and len(old) == len(new):
             continue
         out.append(f"@@ {name} @@")

@@ -28,6 +28,7 @@ class ShortcutNotAllowed(Exception):
 @contextlib.contextmanager
 def _forbid(targets, message):
     """Temporarily replace each ``(owner, attribute)`` in ``targets`` by a function that raises ``message``."""
+
     def refuse(*args, **kwargs):
         raise ShortcutNotAllowed(message)
 
@@ -77,10 +78,12 @@ def _check_function(fn, name, find_problem):
 
 # ---------------------------------------------------------------- exercise 1
 
+
 def check_exercise_1(att_params, ff_params):
     """Exercise 1 (book exercise 4.1): parameters of one gpt2-medium block's ``att`` and ``ff`` layers."""
-    if not_answered(att_params, "Not answered yet: set att_params to your number.") or \
-            not_answered(ff_params, "Not answered yet: set ff_params to your number."):
+    if not_answered(att_params, "Not answered yet: set att_params to your number.") or not_answered(
+        ff_params, "Not answered yet: set ff_params to your number."
+    ):
         return
     report(_parameter_problem(att_params, ff_params), prefix="Not yet: ")
 
@@ -94,15 +97,20 @@ def _parameter_problem(att_params, ff_params):
     att, ff = count_parameters(block.att), count_parameters(block.ff)
     problems = []
     if att_params != att:
-        problems.append(f"att_params = {att_params:,} is off by {att_params - att:+,}: count W_query, W_key, "
-                        "W_value (GPT-2 gives them biases) and out_proj (always has a bias)")
+        problems.append(
+            f"att_params = {att_params:,} is off by {att_params - att:+,}: count W_query, W_key, "
+            "W_value (GPT-2 gives them biases) and out_proj (always has a bias)"
+        )
     if ff_params != ff:
-        problems.append(f"ff_params = {ff_params:,} is off by {ff_params - ff:+,}: two Linear layers, "
-                        "emb_dim -> 4*emb_dim -> emb_dim, each with a bias")
+        problems.append(
+            f"ff_params = {ff_params:,} is off by {ff_params - ff:+,}: two Linear layers, "
+            "emb_dim -> 4*emb_dim -> emb_dim, each with a bias"
+        )
     return "; ".join(problems) or None
 
 
 # ---------------------------------------------------------------- exercise 2
+
 
 def _block_variants(block, x):
     """Outputs of the typical wrong block forwards (eval mode), to name the mistake."""
@@ -157,15 +165,23 @@ def _block_forward_problem(block_forward):
         if torch.allclose(got, expected, rtol=1e-5, atol=1e-6):  # same operations; float32 rounding only
             continue
         if mode == "train":
-            return ("right without dropout, wrong in training mode: apply block.drop_shortcut to each half's "
-                    "output before adding it back (the attention layer applies its own dropout inside)")
+            return (
+                "right without dropout, wrong in training mode: apply block.drop_shortcut to each half's "
+                "output before adding it back (the attention layer applies its own dropout inside)"
+            )
         named = [why for why, out in variants.items() if torch.allclose(got, out, rtol=1e-5, atol=1e-6)]
-        return named[0] if named else ("the output differs from the block's forward: "
-                                       "x + drop(att(norm1(x))), then the same with norm2 and ff")
+        return (
+            named[0]
+            if named
+            else (
+                "the output differs from the block's forward: x + drop(att(norm1(x))), then the same with norm2 and ff"
+            )
+        )
     return None
 
 
 # ---------------------------------------------------------------- exercise 3
+
 
 def _dropout_rates(model):
     """``{module name: p}`` for every dropout layer in ``model``."""
@@ -212,18 +228,23 @@ def _dropout_problem(build_gpt):
         if not isinstance(model, nn.Module):
             return f"{label} should return the model (an nn.Module), got {type(model).__name__}"
         got_rates, expected_rates = _dropout_rates(model), _expected_rates(config, *rates)
-        wrong = [f"{name} has p={got_rates.get(name)}, expected {p}" for name, p in expected_rates.items()
-                 if got_rates.get(name) != p]
+        wrong = [
+            f"{name} has p={got_rates.get(name)}, expected {p}"
+            for name, p in expected_rates.items()
+            if got_rates.get(name) != p
+        ]
         if wrong:
             return f"{label}: " + "; ".join(wrong[:3]) + ("; ..." if len(wrong) > 3 else "")
         extra = sorted(set(got_rates) - set(expected_rates))
         if extra:
             return f"{label}: unexpected dropout layers {extra}; GPT-2 has dropout in three kinds of places only"
         if set(_dropout_rates(GPTModel(config)).values()) != {config.drop_rate}:
-            return ("GPTModel itself has changed: GPTModel(config) must still use config.drop_rate everywhere; "
-                    "change only the model your function returns")
+            return (
+                "GPTModel itself has changed: GPTModel(config) must still use config.drop_rate everywhere; "
+                "change only the model your function returns"
+            )
         reference = _reference_gpt(config, *rates)
-        ok, _ = call_safely(lambda: reference.load_state_dict(model.state_dict()))
+        ok, _ = call_safely(lambda reference=reference, model=model: reference.load_state_dict(model.state_dict()))
         if not ok:
             return f"{label}: the model's weights don't have GPTModel's names and shapes (see above)"
         reference.train()
@@ -236,12 +257,15 @@ def _dropout_problem(build_gpt):
         if problem:
             return problem
         if not torch.allclose(got, expected, rtol=1e-5, atol=1e-6):  # same operations and masks
-            return (f"{label}: in training mode the output differs from a GPTModel with these rates: "
-                    "are the dropout layers you set the ones forward actually calls?")
+            return (
+                f"{label}: in training mode the output differs from a GPTModel with these rates: "
+                "are the dropout layers you set the ones forward actually calls?"
+            )
     return None
 
 
 # ---------------------------------------------------------------- exercise 4
+
 
 def check_exercise_4(rmsnorm_cls):
     """Exercise 4: ``rmsnorm_cls(emb_dim)`` must match ``torch.nn.RMSNorm(emb_dim, eps=1e-5)``, computed by hand."""
@@ -266,8 +290,10 @@ def _rmsnorm_problem(rmsnorm_cls):
         reference.weight.copy_(norm.scale)
     refusal = "write the formula yourself: PyTorch's RMSNorm is what the check compares against"
     forbidden = [(F, "rms_norm"), (torch, "rms_norm"), (nn.RMSNorm, "forward")]
-    for label, x in [("ordinary input", 3 * torch.randn(2, 3, 16, generator=generator) + 1),
-                     ("tiny input, where eps matters", 1e-3 * torch.randn(2, 3, 16, generator=generator))]:
+    for label, x in [
+        ("ordinary input", 3 * torch.randn(2, 3, 16, generator=generator) + 1),
+        ("tiny input, where eps matters", 1e-3 * torch.randn(2, 3, 16, generator=generator)),
+    ]:
         with torch.no_grad():
             expected = reference(x)
             with _forbid(forbidden, refusal):
@@ -283,9 +309,12 @@ def _rmsnorm_problem(rmsnorm_cls):
 
 # ---------------------------------------------------------------- exercise 5
 
+
 def check_exercise_5(generate_fn):
     """Exercise 5: ``generate_fn(model, idx, max_new_tokens, context_size, eos_id)`` stops right after eos_id."""
-    _check_function(generate_fn, "generate_until(model, idx, max_new_tokens, context_size, eos_id)", _generation_problem)
+    _check_function(
+        generate_fn, "generate_until(model, idx, max_new_tokens, context_size, eos_id)", _generation_problem
+    )
 
 
 def _generation_problem(generate_fn):
@@ -296,9 +325,11 @@ def _generation_problem(generate_fn):
     full = generate_text_simple(model, prompt, max_new_tokens=12, context_size=8)  # 15 > 8 tokens: crops
     new = full[0, 3:].tolist()
     absent = next(i for i in range(config.vocab_size) if i not in new)
-    cases = [(new[5], full[:, : 3 + new.index(new[5]) + 1], f"eos_id={new[5]} (generated)"),
-             (new[0], full[:, :4], f"eos_id={new[0]} (the first new token)"),
-             (absent, full, f"eos_id={absent} (never generated)")]
+    cases = [
+        (new[5], full[:, : 3 + new.index(new[5]) + 1], f"eos_id={new[5]} (generated)"),
+        (new[0], full[:, :4], f"eos_id={new[0]} (the first new token)"),
+        (absent, full, f"eos_id={absent} (never generated)"),
+    ]
     for eos_id, expected, label in cases:
         problem, got = _answer(f"{label}: generate_until", generate_fn, model, prompt, 12, 8, eos_id)
         if problem:

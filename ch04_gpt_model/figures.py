@@ -25,16 +25,35 @@ COLOURS = {
 
 def _box(ax, x, y, width, height, text, colour, fontsize=9):
     """A rounded box centred at (x, y) with a centred label."""
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                                boxstyle="round,pad=0.02,rounding_size=0.08",
-                                facecolor=colour, edgecolor="#444444", linewidth=1))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor=colour,
+            edgecolor="#444444",
+            linewidth=1,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
 def _arrow(ax, start, end, style="-|>", connection="arc3"):
     """An arrow (or, with ``style="-"``, a plain line) from ``start`` to ``end``."""
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color="#333333",
-                                 linewidth=1.2, connectionstyle=connection, shrinkA=0, shrinkB=0))
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle=style,
+            mutation_scale=12,
+            color="#333333",
+            linewidth=1.2,
+            connectionstyle=connection,
+            shrinkA=0,
+            shrinkB=0,
+        )
+    )
 
 
 def _plus(ax, x, y):
@@ -75,17 +94,31 @@ def draw_gpt_architecture(vocab_size=50_257, context_length=1_024, emb_dim=768, 
 
     # The transformer block, drawn once and labelled with how often it repeats.
     top, bottom = 16.4, 6.3
-    ax.add_patch(FancyBboxPatch((0.9, bottom), 6.3, top - bottom, boxstyle="round,pad=0.05,rounding_size=0.2",
-                                facecolor=COLOURS["block"], edgecolor="#777777", linewidth=1.4, linestyle="--"))
+    ax.add_patch(
+        FancyBboxPatch(
+            (0.9, bottom),
+            6.3,
+            top - bottom,
+            boxstyle="round,pad=0.05,rounding_size=0.2",
+            facecolor=COLOURS["block"],
+            edgecolor="#777777",
+            linewidth=1.4,
+            linestyle="--",
+        )
+    )
     ax.text(1.1, top - 0.25, f"transformer block  × {n_layers}", fontsize=10, weight="bold", va="top")
     _arrow(ax, (cx, 16.84), (cx, 15.3))
     halves = [  # the stages of each half of the block, top to bottom: (y, label, colour)
-        [(14.9, "LayerNorm 1", COLOURS["norm"]),
-         (13.9, f"masked multi-head attention\n({n_heads} heads)", COLOURS["attention"]),
-         (12.9, "dropout", COLOURS["dropout"])],
-        [(10.9, "LayerNorm 2", COLOURS["norm"]),
-         (9.5, f"feed forward\nLinear {d}→{4 * d}, GELU, Linear {4 * d}→{d}", COLOURS["feed_forward"]),
-         (8.1, "dropout", COLOURS["dropout"])],
+        [
+            (14.9, "LayerNorm 1", COLOURS["norm"]),
+            (13.9, f"masked multi-head attention\n({n_heads} heads)", COLOURS["attention"]),
+            (12.9, "dropout", COLOURS["dropout"]),
+        ],
+        [
+            (10.9, "LayerNorm 2", COLOURS["norm"]),
+            (9.5, f"feed forward\nLinear {d}→{4 * d}, GELU, Linear {4 * d}→{d}", COLOURS["feed_forward"]),
+            (8.1, "dropout", COLOURS["dropout"]),
+        ],
     ]
     height = {label: 0.78 if "\n" in label else 0.5 for half in halves for _, label, _ in half}
     for half in halves:
@@ -94,17 +127,36 @@ def draw_gpt_architecture(vocab_size=50_257, context_length=1_024, emb_dim=768, 
         for (y1, above, _), (y2, below, _) in zip(half, half[1:]):
             _arrow(ax, (cx, y1 - height[above] / 2), (cx, y2 + height[below] / 2))
     # Two shortcuts: the block's input skips each half and is added back.
-    for branch_from, branch_to, plus_y, label in [(15.45, 12.65, 11.9, "tokens mix"),
-                                                  (11.5, 7.85, 6.9, "each token alone")]:
+    for branch_from, branch_to, plus_y, label in [
+        (15.45, 12.65, 11.9, "tokens mix"),
+        (11.5, 7.85, 6.9, "each token alone"),
+    ]:
         _plus(ax, cx, plus_y)
         _arrow(ax, (cx, branch_to), (cx, plus_y + 0.2))
         _arrow(ax, (cx, branch_from), (1.6, branch_from), style="-")
         _arrow(ax, (1.6, branch_from), (1.6, plus_y), style="-")
         _arrow(ax, (1.6, plus_y), (cx - 0.12, plus_y))
-        ax.text(1.5, (branch_from + plus_y) / 2, "shortcut", rotation=90, ha="right", va="center",
-                fontsize=8, color="#555555")
-        ax.text(6.15, (branch_from + branch_to) / 2, label, rotation=90, ha="center", va="center",
-                fontsize=8, style="italic", color="#555555")
+        ax.text(
+            1.5,
+            (branch_from + plus_y) / 2,
+            "shortcut",
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=8,
+            color="#555555",
+        )
+        ax.text(
+            6.15,
+            (branch_from + branch_to) / 2,
+            label,
+            rotation=90,
+            ha="center",
+            va="center",
+            fontsize=8,
+            style="italic",
+            color="#555555",
+        )
     _arrow(ax, (cx, 11.74), (cx, 11.15))
     ax.text(7.5, 10.9, f"every stage keeps\n(batch, T, {d})", **shape)
     _arrow(ax, (cx, 6.74), (cx, 5.75))

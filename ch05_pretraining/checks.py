@@ -12,8 +12,15 @@ import torch
 
 from ch05_pretraining.pretraining import top_k_filter
 from shared import GPTConfig, GPTModel, KVCache, load_gpt2_weights
-from shared.exercises import (NOT_ANSWERED, aten_ops_called, call_answer, call_safely, is_number, not_a_function,
-                              not_answered)
+from shared.exercises import (
+    NOT_ANSWERED,
+    aten_ops_called,
+    call_answer,
+    call_safely,
+    is_number,
+    not_a_function,
+    not_answered,
+)
 
 
 def check_exercise_1(loss, perplexity):
@@ -21,8 +28,10 @@ def check_exercise_1(loss, perplexity):
     if not_answered(loss) or not_answered(perplexity):
         return
     if not is_number(loss) or not is_number(perplexity):
-        print(f"loss and perplexity should be numbers (floats), got {type(loss).__name__} and "
-              f"{type(perplexity).__name__}.")
+        print(
+            f"loss and perplexity should be numbers (floats), got {type(loss).__name__} and "
+            f"{type(perplexity).__name__}."
+        )
         return
     probs = [0.5, 0.25, 0.8, 0.1]
     expected = -sum(math.log(p) for p in probs) / len(probs)
@@ -35,13 +44,14 @@ def check_exercise_1(loss, perplexity):
             print(f"loss = {loss} is not right: average -ln(p) over the four probabilities.")
         return
     if abs(perplexity - math.exp(expected)) > 1e-3 * math.exp(expected):
-        if abs(perplexity - 2 ** expected) < 1e-3:
+        if abs(perplexity - 2**expected) < 1e-3:
             print("The loss is right; the perplexity is exp(loss), the inverse of the natural log, not 2 ** loss.")
         else:
             print(f"The loss is right; the perplexity is exp(loss), not {perplexity}.")
         return
-    print(f"Correct! Perplexity {perplexity:.2f}: as unsure as a uniform choice among about "
-          f"{round(perplexity)} tokens.")
+    print(
+        f"Correct! Perplexity {perplexity:.2f}: as unsure as a uniform choice among about {round(perplexity)} tokens."
+    )
 
 
 def check_exercise_2(my_top_k):
@@ -54,13 +64,19 @@ def check_exercise_2(my_top_k):
     if not_a_function(my_top_k, "my_top_k(logits, k)"):
         return
     generator = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(10, generator=generator), 3), (torch.randn(4, 50, generator=generator), 1),
-             (torch.randn(2, 3, 20, generator=generator), 7), (torch.randn(5, 8, generator=generator), 8)]
+    cases = [
+        (torch.randn(10, generator=generator), 3),
+        (torch.randn(4, 50, generator=generator), 1),
+        (torch.randn(2, 3, 20, generator=generator), 7),
+        (torch.randn(5, 8, generator=generator), 8),
+    ]
     for logits, k in cases:
         ok, got, ops = aten_ops_called(my_top_k, logits.clone(), k)
         if "topk" in ops:
-            print("Your function calls torch.topk (directly or through top_k_filter): the exercise is to do "
-                  "without it. Sort each row with torch.sort and use the k-th value as a threshold.")
+            print(
+                "Your function calls torch.topk (directly or through top_k_filter): the exercise is to do "
+                "without it. Sort each row with torch.sort and use the k-th value as a threshold."
+            )
             return
         if not ok or not_answered(got):
             return
@@ -70,8 +86,10 @@ def check_exercise_2(my_top_k):
             return
         if not torch.equal(got, expected):
             kept = torch.isfinite(got).sum(dim=-1).flatten().tolist()
-            print(f"For shape {tuple(logits.shape)}, k={k}: rows keep {kept} entries, each should keep {k} "
-                  "unchanged and the rest should be -inf.")
+            print(
+                f"For shape {tuple(logits.shape)}, k={k}: rows keep {kept} entries, each should keep {k} "
+                "unchanged and the rest should be -inf."
+            )
             return
     print("Correct!")
 
@@ -93,8 +111,10 @@ def check_exercise_3(warmup_linear):
                 print(f"warmup_linear should return a number (the learning rate), got {type(got).__name__}.")
                 return
             if not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
-                print(f"total_steps={total}, peak_lr={peak}, warmup_steps={warmup}, min_lr={floor}: "
-                      f"step {step} should get {expected:.6g}, yours gives {got:.6g}.")
+                print(
+                    f"total_steps={total}, peak_lr={peak}, warmup_steps={warmup}, min_lr={floor}: "
+                    f"step {step} should get {expected:.6g}, yours gives {got:.6g}."
+                )
                 return
     print("Correct!")
 
@@ -135,15 +155,19 @@ def check_exercise_4(kv_cache_bytes):
             print(f"kv_cache_bytes should return a number of bytes, got {type(got).__name__}.")
             return
         if got != allocated:
-            print(f"{config.n_layers} layers, emb_dim {config.emb_dim}, {config.n_heads} heads, context_length "
-                  f"{config.context_length}, batch {batch}, {tokens} tokens, {bytes_per_value} bytes "
-                  f"per value: KVCache allocates {allocated:,} bytes, you compute {got:,}.")
+            print(
+                f"{config.n_layers} layers, emb_dim {config.emb_dim}, {config.n_heads} heads, context_length "
+                f"{config.context_length}, batch {batch}, {tokens} tokens, {bytes_per_value} bytes "
+                f"per value: KVCache allocates {allocated:,} bytes, you compute {got:,}."
+            )
             return
     ok, half = call_safely(kv_cache_bytes, GPTConfig(), 1, 1024, 2)
     ok_xl, xl = call_safely(kv_cache_bytes, GPTConfig(emb_dim=1600, n_heads=25, n_layers=48), 1, 1024)
     if ok and ok_xl and is_number(half) and is_number(xl):
-        print(f"Correct! GPT-2 small at 1,024 tokens in 16-bit: {half / 2**20:.0f} MiB per sequence; "
-              f"GPT-2 XL in float32: {xl / 2**20:.0f} MiB.")
+        print(
+            f"Correct! GPT-2 small at 1,024 tokens in 16-bit: {half / 2**20:.0f} MiB per sequence; "
+            f"GPT-2 XL in float32: {xl / 2**20:.0f} MiB."
+        )
 
 
 def _tiny_gpt2_names():
@@ -165,9 +189,14 @@ def check_exercise_5(course_name):
     d = config.emb_dim
     state = {}
     for i in range(config.n_layers):  # GPT-2 shapes (Conv1D weights are (in, out))
-        shapes |= {f"h.{i}.attn.c_attn.weight": (d, 3 * d), f"h.{i}.attn.c_attn.bias": (3 * d,),
-                   f"h.{i}.attn.c_proj.weight": (d, d), f"h.{i}.mlp.c_fc.weight": (d, 4 * d),
-                   f"h.{i}.mlp.c_fc.bias": (4 * d,), f"h.{i}.mlp.c_proj.weight": (4 * d, d)}
+        shapes |= {
+            f"h.{i}.attn.c_attn.weight": (d, 3 * d),
+            f"h.{i}.attn.c_attn.bias": (3 * d,),
+            f"h.{i}.attn.c_proj.weight": (d, d),
+            f"h.{i}.mlp.c_fc.weight": (d, 4 * d),
+            f"h.{i}.mlp.c_fc.bias": (4 * d,),
+            f"h.{i}.mlp.c_proj.weight": (4 * d, d),
+        }
     generator = torch.Generator().manual_seed(0)
     for name in names + [f"h.{i}.attn.c_attn.{p}" for i in range(2) for p in ("weight", "bias")]:
         state[name] = torch.randn(shapes.get(name, (d,)), generator=generator)
@@ -185,12 +214,16 @@ def check_exercise_5(course_name):
             print(f"course_name({hf_name!r}) should return (a str, a bool), got {got!r}.")
             return
         if name not in params:
-            print(f"course_name({hf_name!r}) gives {name!r}, which is not a GPTModel parameter "
-                  "(see [n for n, _ in model.named_parameters()]).")
+            print(
+                f"course_name({hf_name!r}) gives {name!r}, which is not a GPTModel parameter "
+                "(see [n for n, _ in model.named_parameters()])."
+            )
             return
         source = state[hf_name].T if transpose else state[hf_name]
         if params[name].shape != source.shape or not torch.equal(params[name].detach(), source):
-            print(f"course_name({hf_name!r}) = {got!r} is not where the loader puts that tensor "
-                  "(check the name, and whether a Conv1D weight needs transposing).")
+            print(
+                f"course_name({hf_name!r}) = {got!r} is not where the loader puts that tensor "
+                "(check the name, and whether a Conv1D weight needs transposing)."
+            )
             return
     print("Correct!")

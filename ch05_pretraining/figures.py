@@ -48,9 +48,11 @@ def plot_losses(history, steps_per_epoch):
 def plot_lr_schedules(total_steps=150, peak_lr=4e-4, warmup_steps=15, min_lr=4e-5):
     """The three schedules ``lr_at_step`` offers; the legend sits outside, clear of the warmup ramp."""
     steps = range(total_steps)
-    schedules = {"constant": {},
-                 f"warmup ({warmup_steps} steps)": dict(warmup_steps=warmup_steps),
-                 "warmup + cosine decay": dict(warmup_steps=warmup_steps, cosine_decay=True, min_lr=min_lr)}
+    schedules = {
+        "constant": {},
+        f"warmup ({warmup_steps} steps)": dict(warmup_steps=warmup_steps),
+        "warmup + cosine decay": dict(warmup_steps=warmup_steps, cosine_decay=True, min_lr=min_lr),
+    }
     fig, ax = plt.subplots(figsize=(7.5, 2.8))
     for style, (label, options) in zip(["-", "--", "-"], schedules.items()):
         ax.plot(steps, [lr_at_step(s, total_steps, peak_lr, **options) for s in steps], ls=style, label=label)
@@ -73,8 +75,12 @@ def plot_temperatures(next_logits, temperatures, tokenizer, title, top=8):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for k, temperature in enumerate(temperatures):
         probs = torch.softmax(next_logits / temperature, dim=-1)[top_ids].cpu()
-        ax.bar(torch.arange(top) + (k - (len(temperatures) - 1) / 2) * width, probs, width=width,
-               label=f"T = {temperature}")
+        ax.bar(
+            torch.arange(top) + (k - (len(temperatures) - 1) / 2) * width,
+            probs,
+            width=width,
+            label=f"T = {temperature}",
+        )
     ax.set_yscale("log")
     ax.set_xticks(range(top), labels, rotation=30)
     ax.set_ylabel("probability (log scale)")
@@ -91,9 +97,10 @@ def _body(function):
     if doc is None:
         return lines
     start = next(i for i, line in enumerate(lines) if '"""' in line)
-    end = start if lines[start].count('"""') == 2 else next(i for i in range(start + 1, len(lines))
-                                                            if '"""' in lines[i])
-    return lines[:start] + lines[end + 1:]
+    end = (
+        start if lines[start].count('"""') == 2 else next(i for i in range(start + 1, len(lines)) if '"""' in lines[i])
+    )
+    return lines[:start] + lines[end + 1 :]
 
 
 def show_diff(old, new):

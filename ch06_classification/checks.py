@@ -71,8 +71,10 @@ def _trainable(module):
 def _recipe_problem(model_other, chapter_trained_all):
     """None if ``model_other`` trains the other choice of parameters than the chapter, else what is off."""
     if not all(isinstance(getattr(model_other, name, None), nn.Module) for name in ("trf_blocks", "final_norm")):
-        return ("model_other should be the classifier itself, a GPTModel with trf_blocks, final_norm and the new "
-                "out_head: start from prepare_for_classification(...).")
+        return (
+            "model_other should be the classifier itself, a GPTModel with trf_blocks, final_norm and the new "
+            "out_head: start from prepare_for_classification(...)."
+        )
     head = getattr(model_other, "out_head", None)
     if getattr(head, "out_features", None) != 2:
         return "model_other.out_head should be the 2-class head: start from prepare_for_classification(...)."
@@ -83,12 +85,16 @@ def _recipe_problem(model_other, chapter_trained_all):
         return "The last block, the final norm and the head must be trainable in both recipes."
     if chapter_trained_all and any(p.requires_grad for p in below):
         n = sum(p.numel() for p in below if p.requires_grad)
-        return (f"{n:,} parameters below the last block are trainable: the chapter trained everything, "
-                "so train only the last block, final norm and head (prepare_for_classification alone).")
+        return (
+            f"{n:,} parameters below the last block are trainable: the chapter trained everything, "
+            "so train only the last block, final norm and head (prepare_for_classification alone)."
+        )
     if not chapter_trained_all and not all(p.requires_grad for p in below):
         n = sum(p.numel() for p in below if not p.requires_grad)
-        return (f"{n:,} parameters are still frozen: the chapter trained the last block only, so "
-                "train everything (model_other.requires_grad_(True)).")
+        return (
+            f"{n:,} parameters are still frozen: the chapter trained the last block only, so "
+            "train everything (model_other.requires_grad_(True))."
+        )
     return None
 
 
@@ -104,8 +110,11 @@ def check_exercise_1(model_other, test_accuracy_other, chapter_trained_all):
     if not isinstance(chapter_trained_all, bool):
         print(f"Pass TRAIN_ALL (True or False) as the third argument, not {chapter_trained_all!r}.")
         return
-    problem = (_model_problem("model_other", model_other) or _fraction_problem("test_accuracy_other", test_accuracy_other)
-               or _recipe_problem(model_other, chapter_trained_all))
+    problem = (
+        _model_problem("model_other", model_other)
+        or _fraction_problem("test_accuracy_other", test_accuracy_other)
+        or _recipe_problem(model_other, chapter_trained_all)
+    )
     if problem:
         print(problem)
         return
@@ -118,11 +127,14 @@ def check_exercise_1(model_other, test_accuracy_other, chapter_trained_all):
         f"You report {test_accuracy_other:.1%}, but model_other classifies {measured:.1%} of the test messages "
         "correctly (measured here in eval mode, on the test split padded like the training set). Report "
         "calc_accuracy_loader(test_loader, model_other, device) after model_other.eval()."
-        if abs(test_accuracy_other - measured) > one_message + 1e-9 else None,
+        if abs(test_accuracy_other - measured) > one_message + 1e-9
+        else None,
         f"Test accuracy {measured:.1%} is hardly better than guessing: was the model fine-tuned (optimizer "
-        "over its trainable parameters)?" if measured <= 0.6 else None,
+        "over its trainable parameters)?"
+        if measured <= 0.6
+        else None,
         correct=f"Correct! {recipe}: test accuracy {measured:.1%}. Compare it, and the training time, with the "
-                "chapter's classifier of section 6.7.",
+        "chapter's classifier of section 6.7.",
     )
 
 
@@ -158,8 +170,9 @@ def check_exercise_2(first_token_model, last_token_model):
     """
     if not_answered(first_token_model, NOT_ANSWERED) or not_answered(last_token_model, NOT_ANSWERED):
         return
-    problem = _model_problem("first_token_model", first_token_model) or _model_problem("last_token_model",
-                                                                                       last_token_model)
+    problem = _model_problem("first_token_model", first_token_model) or _model_problem(
+        "last_token_model", last_token_model
+    )
     if problem:
         print(problem)
         return
@@ -167,8 +180,10 @@ def check_exercise_2(first_token_model, last_token_model):
     if first_only is None:
         return
     if not first_only:
-        print("first_token_model's class scores change when later tokens change, so it does not read the first "
-              "position: wrap the classifier in a module whose forward returns model(x)[:, :1, :].")
+        print(
+            "first_token_model's class scores change when later tokens change, so it does not read the first "
+            "position: wrap the classifier in a module whose forward returns model(x)[:, :1, :]."
+        )
         return
     last_first_only = _reads_first_position_only(last_token_model)
     if last_first_only is None:
@@ -181,15 +196,18 @@ def check_exercise_2(first_token_model, last_token_model):
     if not ok_last:
         return
     report(
-        f"The last-token classifier reaches only {last_accuracy:.1%} on the validation set: train it as in "
-        "section 6.7." if last_accuracy < 0.75 else None,
+        f"The last-token classifier reaches only {last_accuracy:.1%} on the validation set: train it as in section 6.7."
+        if last_accuracy < 0.75
+        else None,
         f"The first-position classifier reaches {first_accuracy:.1%}, little better than guessing: fine-tune it "
         "through the wrapper (train_classifier(first_token_model, ...)), not only the model inside."
-        if first_accuracy < 0.55 else None,
+        if first_accuracy < 0.55
+        else None,
         "The first position should do worse than the last: were both fine-tuned with the same budget?"
-        if first_accuracy >= last_accuracy else None,
+        if first_accuracy >= last_accuracy
+        else None,
         correct=f"Correct! First position {first_accuracy:.1%} vs last position {last_accuracy:.1%} (validation). "
-                "The first output has seen one token only, so all it can use is how a message begins.",
+        "The first output has seen one token only, so all it can use is how a message begins.",
     )
 
 
@@ -211,17 +229,23 @@ def check_exercise_3(long_train_dataset, model_long, context_length):
         print("long_train_dataset should be a SpamDataset (built with max_length=context_length).")
         return
     if max_length != context_length or input_ids.shape[1] != context_length:
-        print(f"The rows are {input_ids.shape[1]} tokens long, the context is {context_length}: "
-              "pass max_length=context_length.")
+        print(
+            f"The rows are {input_ids.shape[1]} tokens long, the context is {context_length}: "
+            "pass max_length=context_length."
+        )
         return
     expected = _dataset("train", context_length)
     if len(long_train_dataset) != len(expected):
-        print(f"The dataset has {len(long_train_dataset)} rows: build it from the training split "
-              f"({len(expected):,} rows).")
+        print(
+            f"The dataset has {len(long_train_dataset)} rows: build it from the training split "
+            f"({len(expected):,} rows)."
+        )
         return
     if not torch.equal(input_ids, expected.input_ids):
-        print("The rows differ from the training split's messages padded to the context: build it with "
-              "SpamDataset(train_csv, tokenizer, max_length=context_length), in the split's order.")
+        print(
+            "The rows differ from the training split's messages padded to the context: build it with "
+            "SpamDataset(train_csv, tokenizer, max_length=context_length), in the split's order."
+        )
         return
     problem = _model_problem("model_long", model_long)
     if problem:
@@ -232,7 +256,9 @@ def check_exercise_3(long_train_dataset, model_long, context_length):
         return
     report(
         f"model_long classifies {measured:.1%} of the test messages (padded to {context_length} tokens) correctly, "
-        "hardly better than guessing: was it fine-tuned on long_train_dataset?" if measured <= 0.6 else None,
+        "hardly better than guessing: was it fine-tuned on long_train_dataset?"
+        if measured <= 0.6
+        else None,
         correct=f"Correct! Padded to {context_length} tokens: test accuracy {measured:.1%}. Longer rows cost time "
-                "in every step, and the last position now sits far from the message's last word.",
+        "in every step, and the last position now sits far from the message's last word.",
     )

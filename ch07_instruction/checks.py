@@ -21,12 +21,15 @@ def check_exercise_1(format_fn):
     if not_a_function(format_fn, "format_input_phi3(entry)", NOT_ANSWERED):
         return
     cases = [
-        ({"instruction": "Name a color.", "input": "", "output": "Blue."},
-         "<|user|>\nName a color.\n<|assistant|>\n"),
-        ({"instruction": "Translate into German.", "input": "thank you", "output": "danke"},
-         "<|user|>\nTranslate into German.\nthank you\n<|assistant|>\n"),
-        ({"instruction": "Say hi.", "output": "Hi."},  # no input field at all
-         "<|user|>\nSay hi.\n<|assistant|>\n"),
+        ({"instruction": "Name a color.", "input": "", "output": "Blue."}, "<|user|>\nName a color.\n<|assistant|>\n"),
+        (
+            {"instruction": "Translate into German.", "input": "thank you", "output": "danke"},
+            "<|user|>\nTranslate into German.\nthank you\n<|assistant|>\n",
+        ),
+        (
+            {"instruction": "Say hi.", "output": "Hi."},  # no input field at all
+            "<|user|>\nSay hi.\n<|assistant|>\n",
+        ),
     ]
     prompts = []
     for entry, expected in cases:
@@ -42,8 +45,10 @@ def check_exercise_1(format_fn):
         prompts.append(got)
     tokenizer = gpt2_encoding()
     ours, alpaca = len(tokenizer.encode(prompts[1])), len(tokenizer.encode(format_input(cases[1][0])))
-    print(f"Correct! This prompt has {ours} tokens where Alpaca's has {alpaca}: "
-          f"{alpaca - ours} fewer tokens to process in every example.")
+    print(
+        f"Correct! This prompt has {ours} tokens where Alpaca's has {alpaca}: "
+        f"{alpaca - ours} fewer tokens to process in every example."
+    )
 
 
 def _random_batch(rng):
@@ -71,9 +76,11 @@ def check_exercise_2(mask_fn):
             print("Not yet: your function changed the targets tensor it was given; work on a copy (.clone()).")
             return
         if not isinstance(got, torch.Tensor) or not torch.equal(got, expected):
-            print(f"Not yet: for the batch {batch}\nexpected\n{expected}\nbut got\n{got}\n"
-                  "Hint: the target at position j is token j + 1, so a prompt of p tokens "
-                  "covers targets 0 .. p - 2.")
+            print(
+                f"Not yet: for the batch {batch}\nexpected\n{expected}\nbut got\n{got}\n"
+                "Hint: the target at position j is token j + 1, so a prompt of p tokens "
+                "covers targets 0 .. p - 2."
+            )
             return
     print("Correct! Your masking matches instruction_collate(mask_prompt=True) on 200 random batches.")
 
@@ -109,7 +116,9 @@ def check_exercise_3(freeze_fn):
                 print(f"Not yet: return the number of parameters that train (an int), not a {type(count).__name__}.")
                 return
             if count != trainable:
-                print(f"Not yet {where}: you returned {count}, but {trainable:,} parameters train. "
-                      "Count each parameter once (model.parameters() skips a shared one).")
+                print(
+                    f"Not yet {where}: you returned {count}, but {trainable:,} parameters train. "
+                    "Count each parameter once (model.parameters() skips a shared one)."
+                )
                 return
     print("Correct! Only the top blocks, the final norm and the output head train.")

@@ -22,8 +22,12 @@ def check_exercise_1(my_rope):
     if not_a_function(my_rope, "my_rope(x, position, base)"):
         return
     generator = torch.Generator().manual_seed(0)
-    for shape, position, base in [((8,), 1, 10_000.0), ((2, 3, 16), 5, 10_000.0), ((64,), 1000, 100_000.0),
-                                  ((4, 64), 0, 500.0)]:
+    for shape, position, base in [
+        ((8,), 1, 10_000.0),
+        ((2, 3, 16), 5, 10_000.0),
+        ((64,), 1000, 100_000.0),
+        ((4, 64), 0, 500.0),
+    ]:
         x = torch.randn(*shape, generator=generator, dtype=torch.float64)
         ok, got = call_answer(my_rope, x.clone(), position, base, message=NOT_ANSWERED)
         if not ok:
@@ -37,17 +41,21 @@ def check_exercise_1(my_rope):
             continue
         d = x.shape[-1]
         halves = _rope(torch.cat([x[..., 0::2], x[..., 1::2]], dim=-1), position, base)  # pairs (2i, 2i + 1)
-        adjacent_answer = torch.stack([halves[..., : d // 2], halves[..., d // 2:]], dim=-1).reshape(shape)
+        adjacent_answer = torch.stack([halves[..., : d // 2], halves[..., d // 2 :]], dim=-1).reshape(shape)
         if torch.allclose(got.double(), adjacent_answer, atol=1e-3):
-            print("You rotate neighbouring features (0, 1), (2, 3), ...: this chapter pairs feature i with "
-                  "feature i + d/2 (\"rotate half\"), as Hugging Face's Llama does.")
+            print(
+                "You rotate neighbouring features (0, 1), (2, 3), ...: this chapter pairs feature i with "
+                'feature i + d/2 ("rotate half"), as Hugging Face\'s Llama does.'
+            )
         elif torch.allclose(got.double(), _rope(x, position, base, direction=-1), atol=1e-3):
             print("You rotate in the wrong direction: the sine term has the wrong sign.")
         elif position == 0:
             print("At position 0 nothing should turn: the output must equal x.")
         else:
-            print(f"For x of shape {tuple(shape)} at position {position} (base {base}) the result is off: "
-                  "pair i turns by position * base ** (-2 * i / d), for i = 0 .. d/2 - 1.")
+            print(
+                f"For x of shape {tuple(shape)} at position {position} (base {base}) the result is off: "
+                "pair i turns by position * base ** (-2 * i / d), for i = 0 .. d/2 - 1."
+            )
         return
     print("Correct!")
 
@@ -56,8 +64,11 @@ def check_exercise_2(kv_cache_bytes):
     """Bytes of all layers' keys and values for one sequence."""
     if not_a_function(kv_cache_bytes, "kv_cache_bytes(config, num_tokens, bytes_per_value=2)"):
         return
-    configs = [SMOLLM2_135M, LlamaConfig(emb_dim=64, n_layers=2, n_heads=8, n_kv_heads=2),
-               LlamaConfig(emb_dim=64, n_layers=3, n_heads=4, n_kv_heads=4)]
+    configs = [
+        SMOLLM2_135M,
+        LlamaConfig(emb_dim=64, n_layers=2, n_heads=8, n_kv_heads=2),
+        LlamaConfig(emb_dim=64, n_layers=3, n_heads=4, n_kv_heads=4),
+    ]
     for config in configs:
         for num_tokens, bytes_per_value in [(8192, 2), (100, 4)]:
             ok, got = call_answer(kv_cache_bytes, config, num_tokens, bytes_per_value, message=NOT_ANSWERED)
@@ -72,9 +83,11 @@ def check_exercise_2(kv_cache_bytes):
             elif got * 2 == expected:
                 print("Keys *and* values are stored: count both.")
             else:
-                print(f"For n_layers={config.n_layers}, n_kv_heads={config.n_kv_heads}, head_dim="
-                      f"{config.head_dim}, {num_tokens} tokens, {bytes_per_value} bytes per value: "
-                      f"expected {expected:,}, got {got!r}.")
+                print(
+                    f"For n_layers={config.n_layers}, n_kv_heads={config.n_kv_heads}, head_dim="
+                    f"{config.head_dim}, {num_tokens} tokens, {bytes_per_value} bytes per value: "
+                    f"expected {expected:,}, got {got!r}."
+                )
             return
     ok, default = call_safely(kv_cache_bytes, SMOLLM2_135M, 8192)
     if ok and default != kv_cache_bytes(SMOLLM2_135M, 8192, 2):
@@ -98,8 +111,10 @@ def check_exercise_3(messages, template):
     if not ok:
         return
     if "SmolLM" in prompt:
-        print("The default system prompt is still there: a template adds it only when the first message "
-              "is not a system message. Put a system message first.")
+        print(
+            "The default system prompt is still there: a template adds it only when the first message "
+            "is not a system message. Put a system message first."
+        )
     elif f"<|im_start|>system\n{PIRATE}<|im_end|>" not in prompt:
         print(f"The system message should be exactly {PIRATE!r}.")
     elif f"<|im_start|>user\n{QUESTION}<|im_end|>" not in prompt:

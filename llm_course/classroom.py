@@ -32,7 +32,13 @@ from shared.files import atomic_write
 COURSE, DATA, CACHE, TEACHER = "course", "data", "cache", "teacher"
 MANIFEST = "MANIFEST.sha256"
 COURSE_BASE = Path("models") / "course-base"
-TOP_LEVEL_FILES = ("README.md", "README.ko.md", "pyproject.toml", "requirements.txt", "LICENSE")  # what `pip install` needs, and the Korean README
+TOP_LEVEL_FILES = (
+    "README.md",
+    "README.ko.md",
+    "pyproject.toml",
+    "requirements.txt",
+    "LICENSE",
+)  # what `pip install` needs, and the Korean README
 CHAPTER_PATTERNS = ("ch[0-9][0-9]_*", "appendix_*")  # chapters first, appendices after
 # Files a chapter fetches by name although no profile lists them: chapter 8's pretrained model.
 CHAPTER_DATA = ("smollm2-135m-instruct",)
@@ -85,6 +91,7 @@ def clear_outputs(nb: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- build
+
 
 def build_bundle(target, profile: str | None = None, keep_outputs: bool = False, root: Path = REPO_ROOT) -> list[str]:
     """Write the classroom bundle to ``target`` (which must not exist, or be empty); return notes for the teacher.
@@ -158,11 +165,13 @@ def _copy_data(profile: str, dest: Path) -> None:
         copy = _copy_file(source, dest / entry.relpath)
         verify(entry, copy)
         lines.append(f"| `{entry.relpath}` | {entry.about} | {entry.urls[0]} |")
-    sources = ("# Data in this bundle\n\nEach file is verified against the course's data registry "
-               "(`shared/data.py`) when it is used. Sources and licences:\n\n"
-               "| file | what, licence | source |\n|---|---|---|\n" + "\n".join(lines) + "\n\n"
-               "The SMS Spam Collection is by Tiago A. Almeida and José María Gómez Hidalgo (CC BY 4.0); "
-               "keep this attribution when you pass the data on.\n")
+    sources = (
+        "# Data in this bundle\n\nEach file is verified against the course's data registry "
+        "(`shared/data.py`) when it is used. Sources and licences:\n\n"
+        "| file | what, licence | source |\n|---|---|---|\n" + "\n".join(lines) + "\n\n"
+        "The SMS Spam Collection is by Tiago A. Almeida and José María Gómez Hidalgo (CC BY 4.0); "
+        "keep this attribution when you pass the data on.\n"
+    )
     atomic_write(dest / "SOURCES.md", sources)
 
 
@@ -194,10 +203,12 @@ def _copy_course_base(dest: Path) -> list[str]:
     source = settings().cache_dir / COURSE_BASE
     problem = course_base_problem(source)
     if problem:
-        return [f"course-base is not in the bundle ({problem}). Train it once on this machine "
-                f"(about 3 minutes on a 2-core CPU) with\n    {TRAIN_COURSE_BASE}\n"
-                "(or `llm-course run`), then build the bundle again; without it every laptop pretrains "
-                "its own copy the first time chapters 5-7 need it."]
+        return [
+            f"course-base is not in the bundle ({problem}). Train it once on this machine "
+            f"(about 3 minutes on a 2-core CPU) with\n    {TRAIN_COURSE_BASE}\n"
+            "(or `llm-course run`), then build the bundle again; without it every laptop pretrains "
+            "its own copy the first time chapters 5-7 need it."
+        ]
     for name in ("config.json", "model.safetensors"):
         _copy_file(source / name, dest / name)
     if course_base_problem(dest):
@@ -213,28 +224,39 @@ def _copy_file(source: Path, dest: Path) -> Path:
 
 def _write_guides(folder: Path, profile: str, has_course_base: bool) -> None:
     atomic_write(folder / "START_HERE.md", start_here(profile, has_course_base))
-    atomic_write(folder / "use-bundle.sh", (
-        "# Point the course at this bundle's data and model cache. Use it with `. ../use-bundle.sh`\n"
-        "# from the course folder (a plain `bash use-bundle.sh` would set nothing in your terminal).\n"
-        'bundle="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"\n'
-        f'export LLM_COURSE_MIRROR="$bundle/{DATA}" LLM_COURSE_CACHE="$bundle/{CACHE}" LLM_COURSE_PROFILE={profile}\n'
-        'echo "course data: $LLM_COURSE_MIRROR, cache: $LLM_COURSE_CACHE"\n'))
-    atomic_write(folder / "use-bundle.ps1", (
-        "# Point the course at this bundle's data and model cache: `. ..\\use-bundle.ps1` from the course folder.\n"
-        "$bundle = Split-Path -Parent $MyInvocation.MyCommand.Path\n"
-        f'$env:LLM_COURSE_MIRROR = Join-Path $bundle "{DATA}"\n'
-        f'$env:LLM_COURSE_CACHE = Join-Path $bundle "{CACHE}"\n'
-        f'$env:LLM_COURSE_PROFILE = "{profile}"\n'
-        'Write-Output "course data: $env:LLM_COURSE_MIRROR, cache: $env:LLM_COURSE_CACHE"\n'))
+    atomic_write(
+        folder / "use-bundle.sh",
+        (
+            "# Point the course at this bundle's data and model cache. Use it with `. ../use-bundle.sh`\n"
+            "# from the course folder (a plain `bash use-bundle.sh` would set nothing in your terminal).\n"
+            'bundle="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"\n'
+            f'export LLM_COURSE_MIRROR="$bundle/{DATA}" LLM_COURSE_CACHE="$bundle/{CACHE}" LLM_COURSE_PROFILE={profile}\n'
+            'echo "course data: $LLM_COURSE_MIRROR, cache: $LLM_COURSE_CACHE"\n'
+        ),
+    )
+    atomic_write(
+        folder / "use-bundle.ps1",
+        (
+            "# Point the course at this bundle's data and model cache: `. ..\\use-bundle.ps1` from the course folder.\n"
+            "$bundle = Split-Path -Parent $MyInvocation.MyCommand.Path\n"
+            f'$env:LLM_COURSE_MIRROR = Join-Path $bundle "{DATA}"\n'
+            f'$env:LLM_COURSE_CACHE = Join-Path $bundle "{CACHE}"\n'
+            f'$env:LLM_COURSE_PROFILE = "{profile}"\n'
+            'Write-Output "course data: $env:LLM_COURSE_MIRROR, cache: $env:LLM_COURSE_CACHE"\n'
+        ),
+    )
 
 
 def start_here(profile: str, has_course_base: bool) -> str:
     """The bundle's front page, for students and the teacher."""
-    base = ("`cache/` holds `course-base`, the small GPT that chapter 5 pretrains, already trained: "
-            "chapters 5–7 load it instead of training it again." if has_course_base else
-            "This bundle has **no** pretrained `course-base`: each laptop pretrains it (about 3 minutes on "
-            "2 cores) the first time chapters 5–7 need it. Teacher: to avoid that, train it once on your "
-            f"machine with `{TRAIN_COURSE_BASE}` and build the bundle again.")
+    base = (
+        "`cache/` holds `course-base`, the small GPT that chapter 5 pretrains, already trained: "
+        "chapters 5–7 load it instead of training it again."
+        if has_course_base
+        else "This bundle has **no** pretrained `course-base`: each laptop pretrains it (about 3 minutes on "
+        "2 cores) the first time chapters 5–7 need it. Teacher: to avoid that, train it once on your "
+        f"machine with `{TRAIN_COURSE_BASE}` and build the bundle again."
+    )
     return f"""# Start here
 
 This folder is the whole course for a class: the notebooks, the course library, the data of the
@@ -295,10 +317,14 @@ no solution is in `course/`) before you hand it out. Hand out everything except 
 
 # -------------------------------------------------------------------------------------- manifest
 
+
 def write_manifest(folder: Path) -> Path:
     """``MANIFEST.sha256``: one ``<sha256>  <path>`` line per file, in the format of ``sha256sum``."""
-    lines = [f"{sha256_of(path)}  {path.relative_to(folder).as_posix()}"
-             for path in _files(folder) if path.relative_to(folder).as_posix() != MANIFEST]
+    lines = [
+        f"{sha256_of(path)}  {path.relative_to(folder).as_posix()}"
+        for path in _files(folder)
+        if path.relative_to(folder).as_posix() != MANIFEST
+    ]
     return atomic_write(folder / MANIFEST, "\n".join(lines) + "\n")
 
 
@@ -314,6 +340,7 @@ def read_manifest(folder: Path) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------- check
+
 
 def check_bundle(folder) -> list[str]:
     """Every problem of the bundle in ``folder``, one line each naming the file; [] when it is sound."""
@@ -331,8 +358,10 @@ def check_bundle(folder) -> list[str]:
         try:
             opened[path] = _open_notebook(path)
         except Exception as exc:  # nbformat raises several kinds; each means the file will not open
-            problems.append(f"notebook does not open: {path.relative_to(folder)} ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''})")
+            problems.append(
+                f"notebook does not open: {path.relative_to(folder)} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            )
     return problems + _solution_problems(folder, opened)
 
 
@@ -360,8 +389,9 @@ def _data_problems(folder: Path) -> list[str]:
             try:
                 verify(entry, path)
             except ChecksumError as exc:
-                problems.append(f"data file does not match the registry: {DATA}/{entry.relpath} "
-                                f"({str(exc).splitlines()[0]})")
+                problems.append(
+                    f"data file does not match the registry: {DATA}/{entry.relpath} ({str(exc).splitlines()[0]})"
+                )
     return problems
 
 
@@ -401,12 +431,15 @@ def _solution_problems(folder: Path, opened: dict[Path, dict]) -> list[str]:
         for source, text in solutions:
             if any(text in cell for cell in cells) and not any(text in cell for cell in reference):
                 first_line = text.splitlines()[0][:60]
-                problems.append(f"solution in a student notebook: {path.relative_to(folder)} contains a cell of "
-                                f"{source.relative_to(folder)} ({first_line!r})")
+                problems.append(
+                    f"solution in a student notebook: {path.relative_to(folder)} contains a cell of "
+                    f"{source.relative_to(folder)} ({first_line!r})"
+                )
     return problems
 
 
 # ------------------------------------------------------------------------------------ command line
+
 
 def cmd_classroom(args) -> int:
     if args.action == "build":
@@ -418,29 +451,35 @@ def cmd_classroom(args) -> int:
             return 1
         for note in notes:
             print(f"note: {note}")
-        print(f"wrote {Path(args.dir).resolve()}: start with its START_HERE.md; "
-              f"check it with `llm-course classroom check {args.dir}`")
+        print(
+            f"wrote {Path(args.dir).resolve()}: start with its START_HERE.md; "
+            f"check it with `llm-course classroom check {args.dir}`"
+        )
         return 0
     problems = check_bundle(args.dir)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
-    print(f"{len(problems)} problem(s) in {args.dir}" if problems else f"bundle {args.dir} is sound: "
-          "hashes match, every notebook opens, no solutions in the student part")
+    print(
+        f"{len(problems)} problem(s) in {args.dir}"
+        if problems
+        else f"bundle {args.dir} is sound: hashes match, every notebook opens, no solutions in the student part"
+    )
     return 1 if problems else 0
 
 
 def add_classroom_command(sub) -> None:
     """Register ``llm-course classroom build|check`` on the CLI's subparsers."""
-    parser = sub.add_parser("classroom", help="build or check a bundle a teacher hands out to a class",
-                            description=__doc__.split("\n\n")[0])
+    parser = sub.add_parser(
+        "classroom", help="build or check a bundle a teacher hands out to a class", description=__doc__.split("\n\n")[0]
+    )
     actions = parser.add_subparsers(dest="action", required=True)
     build = actions.add_parser("build", help="write the bundle: student notebooks, data, course-base, teacher/")
     build.add_argument("dir", metavar="DIR", help="the bundle folder to create (must not exist, or be empty)")
-    build.add_argument("--profile", choices=tuple(PROFILES), help="whose data to include (default: "
-                                                                  "LLM_COURSE_PROFILE or quick)")
+    build.add_argument(
+        "--profile", choices=tuple(PROFILES), help="whose data to include (default: LLM_COURSE_PROFILE or quick)"
+    )
     build.add_argument("--keep-outputs", action="store_true", help="keep the stored outputs in the student notebooks")
     check = actions.add_parser("check", help="verify a bundle: hashes, notebooks, no solutions for students")
     check.add_argument("dir", metavar="DIR", help="the bundle folder")
     for action in (build, check):
         action.set_defaults(func=cmd_classroom)
-

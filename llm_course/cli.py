@@ -7,13 +7,13 @@ import platform
 import sys
 from pathlib import Path
 
+from llm_course import PipelineError
 from llm_course.classroom import add_classroom_command
 from llm_course.colab import add_colab_command
+from llm_course.translate import add_translate_command
 from shared.config import PROFILES, ProfileError, settings
 from shared.data import ChecksumError, FetchError
 from shared.export import REPO_ROOT
-from llm_course import PipelineError
-from llm_course.translate import add_translate_command
 
 DIST = "llm-from-scratch-course"
 
@@ -66,6 +66,7 @@ def _check_lines():
         yield req.specifier.contains(version, prereleases=True), req.name, f"{version} (needs {req.specifier or 'any'})"
 
     from shared.runtime import get_device
+
     yield True, "device", str(get_device())
     yield True, "cache", f"{cfg.cache_dir} ({'exists' if cfg.cache_dir.exists() else 'empty, created on first fetch'})"
     mirror_ok = cfg.mirror is None or cfg.mirror.is_dir()
@@ -147,8 +148,9 @@ def _rehearse(profile, args) -> int:
     from llm_course.rehearsal import ESTIMATE_FILE, REHEARSAL_PLAN, rehearse
 
     if profile != "book":
-        raise PipelineError(f"--rehearse rehearses the book profile (its GPT-2 weights are faked), not {profile!r}: "
-                            "add --profile book")
+        raise PipelineError(
+            f"--rehearse rehearses the book profile (its GPT-2 weights are faked), not {profile!r}: add --profile book"
+        )
     out = Path(args.out) if args.out else default_out("book-rehearsal")
     plan = dataclasses.replace(REHEARSAL_PLAN, max_steps=args.steps) if args.steps else REHEARSAL_PLAN
     rehearse(out, plan)
@@ -159,8 +161,8 @@ def _rehearse(profile, args) -> int:
 
 def cmd_chat(args) -> int:
     from ch07_instruction import instruction as ch07
-    from shared.data import gpt2_encoding
     from llm_course.pipeline import INSTRUCT_MODEL_DIR, read_run_model
+    from shared.data import gpt2_encoding
     from shared.runtime import get_device
 
     _use_profile(args.profile)
@@ -170,12 +172,21 @@ def cmd_chat(args) -> int:
     if args.run:
         model = read_run_model(args.run, device)
         if model is None:
-            raise PipelineError(f"no fine-tuned model in {Path(args.run) / INSTRUCT_MODEL_DIR}: "
-                                f"run `llm-course run --out {args.run}` first")
+            raise PipelineError(
+                f"no fine-tuned model in {Path(args.run) / INSTRUCT_MODEL_DIR}: "
+                f"run `llm-course run --out {args.run}` first"
+            )
     else:
         model = ch07.load_instruction_model(profile, device)  # fine-tunes it first if it is not cached
-    ch07.chat_loop(model, gpt2_encoding(), temperature=args.temperature, top_k=args.top_k or None,
-                   max_new_tokens=args.max_new_tokens, seed=args.seed, echo=not sys.stdin.isatty())
+    ch07.chat_loop(
+        model,
+        gpt2_encoding(),
+        temperature=args.temperature,
+        top_k=args.top_k or None,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        echo=not sys.stdin.isatty(),
+    )
     return 0
 
 
@@ -183,8 +194,14 @@ def _chat_smollm2(args) -> int:
     """``llm-course chat --model smollm2``: chapter 8's SmolLM2-135M-Instruct, on the CPU."""
     from ch08_modern_llm.modern_llm import load_smollm2, smollm2_chat_loop
 
-    smollm2_chat_loop(load_smollm2(), temperature=args.temperature, top_k=args.top_k or None,
-                      max_new_tokens=args.max_new_tokens, seed=args.seed, echo=not sys.stdin.isatty())
+    smollm2_chat_loop(
+        load_smollm2(),
+        temperature=args.temperature,
+        top_k=args.top_k or None,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        echo=not sys.stdin.isatty(),
+    )
     return 0
 
 
@@ -197,11 +214,13 @@ def cmd_pretrain(args) -> int:
 
 def _at_least(kind, low):
     """An argparse type: ``kind(text)``, refused with a clear message when below ``low``."""
+
     def parse(text):
         value = kind(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
         return value
+
     return parse
 
 
@@ -210,44 +229,72 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     profile_help = f"profile ({' or '.join(PROFILES)}); default: LLM_COURSE_PROFILE or quick"
 
-    run = sub.add_parser("run", help="run the course end to end (text -> chatbot) and write a report",
-                         description="Tokenizer check, base model, its evaluation, spam classifier, instruction "
-                                     "fine-tuning and its evaluation, SmolLM2-135M-Instruct and two baselines on "
-                                     "the same test items (chapter 8; skipped when its file can't be had), the LLM "
-                                     "judge (when an Ollama server answers), then DIR/report.md. Finished stages are stored in DIR/stages and "
-                                     "reused while their inputs are unchanged; the judge server is looked for "
-                                     "at every run.")
+    run = sub.add_parser(
+        "run",
+        help="run the course end to end (text -> chatbot) and write a report",
+        description="Tokenizer check, base model, its evaluation, spam classifier, instruction "
+        "fine-tuning and its evaluation, SmolLM2-135M-Instruct and two baselines on "
+        "the same test items (chapter 8; skipped when its file can't be had), the LLM "
+        "judge (when an Ollama server answers), then DIR/report.md. Finished stages are stored in DIR/stages and "
+        "reused while their inputs are unchanged; the judge server is looked for "
+        "at every run.",
+    )
     run.add_argument("--profile", help=profile_help)
-    run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile> in the course folder; "
-                                                  "running again reuses its finished stages)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder (default: runs/<profile> in the course folder; running again reuses its finished stages)",
+    )
     run.add_argument("--fresh", action="store_true", help="redo every stage, ignoring the stored ones")
-    run.add_argument("--dry-run", action="store_true",
-                     help="run nothing: list the stages, the downloads and the work, with a time estimate for book")
-    run.add_argument("--estimate", metavar="FILE", help="with --dry-run: the rehearsal figures to use (default: "
-                                                        "the ones measured for the course, llm_course/book_estimate.json)")
-    run.add_argument("--rehearse", action="store_true",
-                     help="book only: run every stage on random weights of GPT-2's shapes (no download), a few steps "
-                          "each, and measure the time per step (default DIR: runs/book-rehearsal)")
-    run.add_argument("--steps", type=_at_least(int, 1), help="with --rehearse: optimizer steps per fine-tuning "
-                                                           "(default 2)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run nothing: list the stages, the downloads and the work, with a time estimate for book",
+    )
+    run.add_argument(
+        "--estimate",
+        metavar="FILE",
+        help="with --dry-run: the rehearsal figures to use (default: "
+        "the ones measured for the course, llm_course/book_estimate.json)",
+    )
+    run.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="book only: run every stage on random weights of GPT-2's shapes (no download), a few steps "
+        "each, and measure the time per step (default DIR: runs/book-rehearsal)",
+    )
+    run.add_argument(
+        "--steps", type=_at_least(int, 1), help="with --rehearse: optimizer steps per fine-tuning (default 2)"
+    )
     run.set_defaults(func=cmd_run)
 
     chat = sub.add_parser("chat", help="chat with the instruction-tuned model")
-    chat.add_argument("--run", metavar="DIR", help="use the model a `llm-course run` saved in DIR "
-                                                   "(default: chapter 7's model, fine-tuned now if missing)")
+    chat.add_argument(
+        "--run",
+        metavar="DIR",
+        help="use the model a `llm-course run` saved in DIR (default: chapter 7's model, fine-tuned now if missing)",
+    )
     chat.add_argument("--profile", help=profile_help)
-    chat.add_argument("--model", choices=("course", "smollm2"), default="course",
-                      help="course: chapter 7's instruction-tuned model (default); smollm2: chapter 8's "
-                           "SmolLM2-135M-Instruct")
+    chat.add_argument(
+        "--model",
+        choices=("course", "smollm2"),
+        default="course",
+        help="course: chapter 7's instruction-tuned model (default); smollm2: chapter 8's SmolLM2-135M-Instruct",
+    )
     chat.add_argument("--temperature", type=_at_least(float, 0), default=0.7, help="0 = greedy (default 0.7)")
-    chat.add_argument("--top-k", type=_at_least(int, 0), default=40, help="sample from the k likeliest tokens; "
-                                                                          "0 = all (default 40)")
+    chat.add_argument(
+        "--top-k", type=_at_least(int, 0), default=40, help="sample from the k likeliest tokens; 0 = all (default 40)"
+    )
     chat.add_argument("--max-new-tokens", type=_at_least(int, 1), default=128, help="longest answer (default 128)")
     chat.add_argument("--seed", type=int, help="make the sampling repeatable")
     chat.set_defaults(func=cmd_chat)
 
-    pretrain = sub.add_parser("pretrain", add_help=False, prefix_chars="+",  # its options go to appendix A
-                              help="pretrain course-base or any GPTConfig, on several processes under torchrun")
+    pretrain = sub.add_parser(
+        "pretrain",
+        add_help=False,
+        prefix_chars="+",  # its options go to appendix A
+        help="pretrain course-base or any GPTConfig, on several processes under torchrun",
+    )
     pretrain.add_argument("args", nargs=argparse.REMAINDER)
     pretrain.set_defaults(func=cmd_pretrain)
 

@@ -25,7 +25,7 @@ BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SETUP_MARKER = "# Google Colab only: install the course. Anywhere else this cell does nothing."
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
 
-_SETUP_TEMPLATE = '''{marker}
+_SETUP_TEMPLATE = """{marker}
 import os
 import sys
 
@@ -39,7 +39,7 @@ if "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--editable", course], check=True)
     if course not in sys.path:
         sys.path.insert(0, course)  # this kernel started before the install
-    os.chdir(os.path.join(course, "{folder}"))'''
+    os.chdir(os.path.join(course, "{folder}"))"""
 
 
 def notebook_relpath(notebook: Path) -> str:
@@ -50,8 +50,13 @@ def notebook_relpath(notebook: Path) -> str:
 
 def setup_source(relpath: str) -> str:
     """The setup cell for the notebook at ``relpath`` (e.g. ``ch02_tokenization/tokenization.ipynb``)."""
-    return _SETUP_TEMPLATE.format(marker=SETUP_MARKER, name=GITHUB_REPOSITORY.split("/")[1], branch=BRANCH,
-                                  repository=GITHUB_REPOSITORY, folder=Path(relpath).parent.as_posix())
+    return _SETUP_TEMPLATE.format(
+        marker=SETUP_MARKER,
+        name=GITHUB_REPOSITORY.split("/")[1],
+        branch=BRANCH,
+        repository=GITHUB_REPOSITORY,
+        folder=Path(relpath).parent.as_posix(),
+    )
 
 
 def colab_url(relpath: str) -> str:
@@ -103,8 +108,12 @@ def add_colab_cells(nb: dict, relpath: str) -> dict:
             if _source(cells[index]) != wanted[kind]:
                 cells[index]["source"] = wanted[kind].splitlines(keepends=True)
             continue
-        cell = {"cell_type": kind, "id": _fresh_id(cells, cell_id), "metadata": {},
-                "source": wanted[kind].splitlines(keepends=True)}
+        cell = {
+            "cell_type": kind,
+            "id": _fresh_id(cells, cell_id),
+            "metadata": {},
+            "source": wanted[kind].splitlines(keepends=True),
+        }
         if kind == "code":
             cell.update(execution_count=None, outputs=[])
             first_code = _find(cells, "code", lambda text: True)
@@ -153,8 +162,11 @@ def cmd_colab(args) -> int:
             write_notebook(path, updated)
             print(f"updated {relpath}")
     if args.check:
-        print(f"{failed} of {len(notebooks)} notebook(s) lack a current Colab badge or setup cell" if failed
-              else f"all {len(notebooks)} notebooks open in Colab")
+        print(
+            f"{failed} of {len(notebooks)} notebook(s) lack a current Colab badge or setup cell"
+            if failed
+            else f"all {len(notebooks)} notebooks open in Colab"
+        )
     return 1 if failed else 0
 
 
@@ -162,6 +174,10 @@ def add_colab_command(sub) -> None:
     """Register ``llm-course colab [--check] [NOTEBOOK ...]`` on the CLI's subparsers."""
     parser = sub.add_parser("colab", help="add or update each notebook's 'Open in Colab' badge and setup cell")
     parser.add_argument("--check", action="store_true", help="only report notebooks that lack them (exit 1 if any)")
-    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
-                        help="notebooks inside the course (default: every chapter, appendix and solutions notebook)")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        metavar="NOTEBOOK",
+        help="notebooks inside the course (default: every chapter, appendix and solutions notebook)",
+    )
     parser.set_defaults(func=cmd_colab)

@@ -40,14 +40,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from llm_course.stages import (
+    INSTRUCT_MODEL_DIR,
+    PLANS,
+    RESPONSES_FILE,
+    STAGES,
+    PipelineError,
+    RunContext,
+    judge_line,
+    read_run_model,
+)
 from shared.config import PROFILES, settings
 from shared.data import REGISTRY, entries_for, fetch, sha256_of
 from shared.export import REPO_ROOT
 from shared.files import atomic_write
 from shared.progress import log_friendly_progress
 from shared.runtime import get_device
-from llm_course.stages import (INSTRUCT_MODEL_DIR, PLANS, RESPONSES_FILE, STAGES, PipelineError, RunContext,
-                           judge_line, read_run_model)
 
 REPORT = "report.md"
 
@@ -102,7 +110,10 @@ def stage_inputs(stage, ctx, fingerprints):
     """
     data = stage.data(ctx.profile) if callable(stage.data) else stage.data
     inputs = {
-        "stage": stage.name, "profile": ctx.profile, "device": ctx.device.type, "torch": _torch_version(),
+        "stage": stage.name,
+        "profile": ctx.profile,
+        "device": ctx.device.type,
+        "torch": _torch_version(),
         "recipe": stage.recipe(ctx.profile),
         "plan": {field: getattr(ctx.plan, field) for field in stage.plan_fields},
         "data": {name: REGISTRY[name].sha256 or REGISTRY[name].relpath for name in data},
@@ -149,8 +160,11 @@ def rerun_reason(record, inputs, out, fresh):
         return "no record yet"
     if record.get("fingerprint") != fingerprint(inputs):
         before = record.get("inputs", {})
-        changed = [key if key != "live" else _live_change(before.get("live") or {}, inputs["live"])
-                   for key in inputs if before.get(key) != inputs[key]]
+        changed = [
+            key if key != "live" else _live_change(before.get("live") or {}, inputs["live"])
+            for key in inputs
+            if before.get(key) != inputs[key]
+        ]
         return f"changed: {', '.join(changed) or 'inputs'}"
     for rel, sha in record.get("artifacts", {}).items():
         path = out / rel  # rel may be absolute (a file in the course cache)
@@ -228,19 +242,29 @@ def _run_stage(stage, ctx, inputs, label):
     try:
         result = stage.run(ctx)
     except KeyboardInterrupt:
-        print(f"\n{label} interrupted: the finished stages are kept in {ctx.out / 'stages'}; "
-              "run the same command again to resume.", file=sys.stderr)
+        print(
+            f"\n{label} interrupted: the finished stages are kept in {ctx.out / 'stages'}; "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
         raise
     seconds = time.perf_counter() - start
     artifacts = {rel: sha256_of(ctx.out / rel) for rel in result.pop("artifacts", [])}
-    record = {"stage": stage.name, "fingerprint": fingerprint(inputs), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "seconds": seconds, "inputs": inputs, "artifacts": artifacts,
-              "result": json.loads(json.dumps(result, default=_plain))}  # as it reads back
+    record = {
+        "stage": stage.name,
+        "fingerprint": fingerprint(inputs),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": seconds,
+        "inputs": inputs,
+        "artifacts": artifacts,
+        "result": json.loads(json.dumps(result, default=_plain)),
+    }  # as it reads back
     atomic_write(path, json.dumps(record, indent=2, ensure_ascii=False))
     return record
 
 
 # --- the report ---------------------------------------------------------------------------------
+
 
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -272,7 +296,11 @@ def _plots(out, records):
     """The report's PNGs beside it; returns {purpose: file name}."""
     from matplotlib.figure import Figure
 
-    spam, instruct, scores = records["spam"]["result"], records["instruct"]["result"], records["instruct-eval"]["result"]
+    spam, instruct, scores = (
+        records["spam"]["result"],
+        records["instruct"]["result"],
+        records["instruct-eval"]["result"],
+    )
     all_scores = {**scores["scores"], **records["smollm2-eval"]["result"]["scores"]}
     names = {}
 
@@ -280,8 +308,12 @@ def _plots(out, records):
     history = spam["history"]
     for ax, metric, title in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy")):
         for split in ("train", "val"):
-            ax.plot(history["examples_seen"], history[f"{split}_{metric}"], marker=".",
-                    label="training" if split == "train" else "validation")
+            ax.plot(
+                history["examples_seen"],
+                history[f"{split}_{metric}"],
+                marker=".",
+                label="training" if split == "train" else "validation",
+            )
         ax.set_xlabel("examples seen")
         ax.set_title(f"spam classifier: {title} (estimates during training)")
         ax.legend()
@@ -294,8 +326,9 @@ def _plots(out, records):
     top = max(max(row) for row in counts)
     for row, values in enumerate(counts):
         for col, count in enumerate(values):
-            ax.text(col, row, count, ha="center", va="center", fontsize=14,
-                    color="white" if count > top / 2 else "black")
+            ax.text(
+                col, row, count, ha="center", va="center", fontsize=14, color="white" if count > top / 2 else "black"
+            )
     ax.set_xticks(range(len(classes)), [f"predicted {c}" for c in classes])
     ax.set_yticks(range(len(classes)), [f"true {c}" for c in classes])
     ax.set_title("spam classifier, test set")
@@ -317,8 +350,12 @@ def _plots(out, records):
     metrics = list(scores["scores"]["base"])
     width = 0.8 / len(all_scores)
     for number, (model, values) in enumerate(all_scores.items()):
-        bars = ax.bar([i + (number - (len(all_scores) - 1) / 2) * width for i in range(len(metrics))],
-                      [values[m] for m in metrics], width=width, label=model)
+        bars = ax.bar(
+            [i + (number - (len(all_scores) - 1) / 2) * width for i in range(len(metrics))],
+            [values[m] for m in metrics],
+            width=width,
+            label=model,
+        )
         ax.bar_label(bars, fmt="%.2f", fontsize=7)  # small scores stay readable
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylim(0, 1)
@@ -334,8 +371,12 @@ def _environment(device):
     name = str(device)
     if device.type == "cuda":
         name += f" ({torch.cuda.get_device_name(device)})"
-    return [("device", name), ("python", platform.python_version()), ("torch", torch.__version__),
-            ("tiktoken", importlib.metadata.version("tiktoken"))]
+    return [
+        ("device", name),
+        ("python", platform.python_version()),
+        ("torch", torch.__version__),
+        ("tiktoken", importlib.metadata.version("tiktoken")),
+    ]
 
 
 def _judge_lines(judge):
@@ -356,12 +397,22 @@ def write_report(ctx, records, timings):
     out, plan = ctx.out, ctx.plan
     plots = _plots(out, records)
     r = {name: record["result"] for name, record in records.items()}
-    lines = [f"# Course run report: profile `{ctx.profile}`", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M')} by `llm-course run` into `{out}`. "
-             f"Profile `{ctx.profile}`: {PROFILES[ctx.profile]}.", ""]
+    lines = [
+        f"# Course run report: profile `{ctx.profile}`",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `llm-course run` into `{out}`. "
+        f"Profile `{ctx.profile}`: {PROFILES[ctx.profile]}.",
+        "",
+    ]
     lines += _table(["setting", "value"], _environment(ctx.device) + [("profile", ctx.profile)])
 
-    lines += ["", "## Stages", "", "A cached stage was reused from `stages/<name>.json` (its inputs were unchanged).", ""]
+    lines += [
+        "",
+        "## Stages",
+        "",
+        "A cached stage was reused from `stages/<name>.json` (its inputs were unchanged).",
+        "",
+    ]
     rows = []
     for number, name in enumerate(records, start=1):
         this_run = "cached" if timings[name] is None else f"{timings[name]:.1f} s"
@@ -369,78 +420,139 @@ def write_report(ctx, records, timings):
     lines += _table(["#", "stage", "this run", "compute time", "computed at"], rows)
 
     tok = r["tokenizer"]
-    lines += ["", "## 1. Tokenizer", "",
-              f"Chapter 2's `BPETokenizer.from_gpt2()` and tiktoken's `gpt2` encoding on {tok['characters']:,} "
-              f"characters (The Verdict + edge cases): {tok['tokens']:,} tokens, ids identical: "
-              f"{'yes' if tok['identical_ids'] else 'no'}, exact round trip: {'yes' if tok['round_trip'] else 'no'}."]
+    lines += [
+        "",
+        "## 1. Tokenizer",
+        "",
+        f"Chapter 2's `BPETokenizer.from_gpt2()` and tiktoken's `gpt2` encoding on {tok['characters']:,} "
+        f"characters (The Verdict + edge cases): {tok['tokens']:,} tokens, ids identical: "
+        f"{'yes' if tok['identical_ids'] else 'no'}, exact round trip: {'yes' if tok['round_trip'] else 'no'}.",
+    ]
 
     lines += ["", "## 2. Base model", ""]
     rows = [(m["name"], f"{m['parameters']:,}", m["source"]) for m in r["base"]["models"]]
     lines += _table(["model", "parameters", "source"], rows)
     for m in r["base"]["models"]:
         if "steps" in m:
-            lines += ["", f"{m['name']}: pretrained for {m['steps']:,} steps on {m['tokens_seen']:,} tokens; "
-                          f"final training loss {m['final_train_loss']:.3f}, validation loss {m['final_val_loss']:.3f}."]
+            lines += [
+                "",
+                f"{m['name']}: pretrained for {m['steps']:,} steps on {m['tokens_seen']:,} tokens; "
+                f"final training loss {m['final_train_loss']:.3f}, validation loss {m['final_val_loss']:.3f}.",
+            ]
 
     ev = r["base-eval"]
-    lines += ["", "## 3. Base model evaluation", "",
-              "Cross-entropy (nats per token) on the validation part of `course_base_texts()`, against a unigram "
-              "model (every token predicted by its training frequency).", ""]
-    rows = [(m["name"], f"{m['val_loss']:.3f}", f"{m['perplexity']:,.1f}", f"{m['val_tokens']:,}",
-             f"{m['eval_tokens_per_s']:,.0f}", f"{m['generate_tokens_per_s']:,.0f}") for m in ev["models"]]
+    lines += [
+        "",
+        "## 3. Base model evaluation",
+        "",
+        "Cross-entropy (nats per token) on the validation part of `course_base_texts()`, against a unigram "
+        "model (every token predicted by its training frequency).",
+        "",
+    ]
+    rows = [
+        (
+            m["name"],
+            f"{m['val_loss']:.3f}",
+            f"{m['perplexity']:,.1f}",
+            f"{m['val_tokens']:,}",
+            f"{m['eval_tokens_per_s']:,.0f}",
+            f"{m['generate_tokens_per_s']:,.0f}",
+        )
+        for m in ev["models"]
+    ]
     rows.append(("unigram baseline", f"{ev['unigram_loss']:.3f}", f"{ev['unigram_perplexity']:,.1f}", "", "", ""))
-    lines += _table(["model", "validation loss", "perplexity", "validation tokens", "evaluation tokens/s",
-                     "generation tokens/s"], rows)
+    lines += _table(
+        ["model", "validation loss", "perplexity", "validation tokens", "evaluation tokens/s", "generation tokens/s"],
+        rows,
+    )
     lines += ["", f"Samples (temperature 0.8, top-k 40, {plan.sample_tokens} tokens, seed {plan.seed}):", ""]
     for m in ev["models"]:
         for sample in m["samples"]:
-            lines += [f"- {m['name']}, prompt {sample['prompt']!r}:", "", "  ```text",
-                      *[f"  {line}" for line in (sample["prompt"] + sample["continuation"]).splitlines()], "  ```"]
+            lines += [
+                f"- {m['name']}, prompt {sample['prompt']!r}:",
+                "",
+                "  ```text",
+                *[f"  {line}" for line in (sample["prompt"] + sample["continuation"]).splitlines()],
+                "  ```",
+            ]
 
     spam = r["spam"]
     classes = spam["class_names"]
-    lines += ["", "## 4. Spam classifier", "",
-              f"{spam['base_model']} fine-tuned as in chapter 6; {spam['examples']['train']:,} training, "
-              f"{spam['examples']['validation']:,} validation and {spam['examples']['test']:,} test messages, "
-              f"padded to {spam['max_length']} tokens.", ""]
+    lines += [
+        "",
+        "## 4. Spam classifier",
+        "",
+        f"{spam['base_model']} fine-tuned as in chapter 6; {spam['examples']['train']:,} training, "
+        f"{spam['examples']['validation']:,} validation and {spam['examples']['test']:,} test messages, "
+        f"padded to {spam['max_length']} tokens.",
+        "",
+    ]
     lines += _table(["split", "accuracy"], [(split, _pct(accuracy)) for split, accuracy in spam["accuracy"].items()])
     lines += ["", "Confusion matrix on the test set:", ""]
-    lines += _table([""] + [f"predicted {c}" for c in classes],
-                    [[f"true {c}"] + row for c, row in zip(classes, spam["confusion"])])
+    lines += _table(
+        [""] + [f"predicted {c}" for c in classes], [[f"true {c}"] + row for c, row in zip(classes, spam["confusion"])]
+    )
     lines += ["", f"![confusion matrix]({plots['spam_confusion']})", "", f"![training curves]({plots['spam_curves']})"]
 
     ins = r["instruct"]
-    lines += ["", "## 5. Instruction fine-tuning", "",
-              f"Chapter 7's `finetune_instruction_model`: {ins['steps']:,} steps, final training loss "
-              f"{ins['history']['train_losses'][-1]:.3f}, validation loss {ins['history']['val_losses'][-1]:.3f}. "
-              f"Saved in `{ins['model_dir']}/`.", "", f"![instruction fine-tuning loss]({plots['instruct_loss']})"]
+    lines += [
+        "",
+        "## 5. Instruction fine-tuning",
+        "",
+        f"Chapter 7's `finetune_instruction_model`: {ins['steps']:,} steps, final training loss "
+        f"{ins['history']['train_losses'][-1]:.3f}, validation loss {ins['history']['val_losses'][-1]:.3f}. "
+        f"Saved in `{ins['model_dir']}/`.",
+        "",
+        f"![instruction fine-tuning loss]({plots['instruct_loss']})",
+    ]
 
     ie, ref = r["instruct-eval"], r["smollm2-eval"]
     scores = {**ie["scores"], **ref["scores"]}
-    lines += ["", "## 6. Instruction evaluation", "",
-              f"Greedy answers (at most {ie['max_new_tokens']} tokens) to {ie['examples']} test instructions, "
-              "scored against the reference answers: the base model and its fine-tuned version (chapter 7), "
-              "two baselines that need no model (echo: the question itself; nearest training example: the "
-              "answer to the most similar training question), and SmolLM2-135M-Instruct, a pretrained "
-              "assistant run on chapter 8's code. A model that does not beat the baselines has learned little "
-              "that these word-overlap metrics can see.", ""]
-    lines += _table(["metric", *scores], [(metric, *(f"{values[metric]:.3f}" for values in scores.values()))
-                                          for metric in ie["scores"]["base"]])
+    lines += [
+        "",
+        "## 6. Instruction evaluation",
+        "",
+        f"Greedy answers (at most {ie['max_new_tokens']} tokens) to {ie['examples']} test instructions, "
+        "scored against the reference answers: the base model and its fine-tuned version (chapter 7), "
+        "two baselines that need no model (echo: the question itself; nearest training example: the "
+        "answer to the most similar training question), and SmolLM2-135M-Instruct, a pretrained "
+        "assistant run on chapter 8's code. A model that does not beat the baselines has learned little "
+        "that these word-overlap metrics can see.",
+        "",
+    ]
+    lines += _table(
+        ["metric", *scores],
+        [(metric, *(f"{values[metric]:.3f}" for values in scores.values())) for metric in ie["scores"]["base"]],
+    )
     if "smollm2_skipped" in ref:
         lines += ["", f"SmolLM2-135M-Instruct: skipped ({ref['smollm2_skipped']})."]
-    lines += ["", *_judge_lines(r["instruct-judge"]),
-              "", f"![instruction scores]({plots['instruction_scores']})", "", "### Example answers"]
+    lines += [
+        "",
+        *_judge_lines(r["instruct-judge"]),
+        "",
+        f"![instruction scores]({plots['instruction_scores']})",
+        "",
+        "### Example answers",
+    ]
     answers = json.loads((out / RESPONSES_FILE).read_text(encoding="utf-8"))
     smol_answers = ref.get("smollm2_examples", [])
-    for number, entry in enumerate(answers[:plan.report_examples]):
+    for number, entry in enumerate(answers[: plan.report_examples]):
         lines += ["", f"- **Instruction:** {_one_line(entry['instruction'])}"]
         if entry.get("input"):
             lines += [f"  **Input:** {_one_line(entry['input'])}"]
-        lines += [f"  - reference: {_one_line(entry['output'])}", f"  - base: {_one_line(entry['base_response'])}",
-                  f"  - fine-tuned: {_one_line(entry['model_response'])}"]
+        lines += [
+            f"  - reference: {_one_line(entry['output'])}",
+            f"  - base: {_one_line(entry['base_response'])}",
+            f"  - fine-tuned: {_one_line(entry['model_response'])}",
+        ]
         if number < len(smol_answers):
             lines += [f"  - SmolLM2-135M-Instruct: {_one_line(smol_answers[number])}"]
-    lines += ["", f"All answers: `{RESPONSES_FILE}`.", "",
-              f"Chat with the result: `llm-course chat --run {out}`", "",
-              "Chat with SmolLM2-135M-Instruct (chapter 8): `llm-course chat --model smollm2`"]
+    lines += [
+        "",
+        f"All answers: `{RESPONSES_FILE}`.",
+        "",
+        f"Chat with the result: `llm-course chat --run {out}`",
+        "",
+        "Chat with SmolLM2-135M-Instruct (chapter 8): `llm-course chat --model smollm2`",
+    ]
     return atomic_write(out / REPORT, "\n".join(lines) + "\n")

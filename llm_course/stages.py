@@ -17,9 +17,9 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ch02_tokenization import tokenization as ch02
 from ch05_pretraining import pretraining as ch05
@@ -38,7 +38,7 @@ CH05, CH06, CH07 = "ch05_pretraining.pretraining", "ch06_classification.classifi
 CH08 = "ch08_modern_llm.modern_llm"
 SMOLLM2 = "smollm2-135m-instruct"  # chapter 8's pretrained assistant, in the data registry
 MODEL_CHAPTERS = (CH02, CH03, CH04, CH05)  # the code behind a GPTModel, its data loaders and generate
-INSTRUCT_MODEL_DIR = "instruct-model"      # inside the run folder: what `llm-course chat --run` opens
+INSTRUCT_MODEL_DIR = "instruct-model"  # inside the run folder: what `llm-course chat --run` opens
 RESPONSES_FILE = "instruction_responses.json"
 
 
@@ -46,21 +46,21 @@ RESPONSES_FILE = "instruction_responses.json"
 class RunPlan:
     """How much the pipeline measures, per profile (the chapters' recipes say how models are trained)."""
 
-    tokenizer_chars: int = 20_000          # characters of The Verdict both tokenizers encode
-    eval_batches: int | None = None        # validation batches for the base model's loss (None: all)
+    tokenizer_chars: int = 20_000  # characters of The Verdict both tokenizers encode
+    eval_batches: int | None = None  # validation batches for the base model's loss (None: all)
     eval_batch_size: int = 8
-    eval_context: int | None = None        # tokens per validation window (None: the model's context length)
+    eval_context: int | None = None  # tokens per validation window (None: the model's context length)
     sample_prompts: tuple[str, ...] = ("ROMEO:\n", "I had always thought")
-    sample_tokens: int = 40                # tokens per sample generation
+    sample_tokens: int = 40  # tokens per sample generation
     instruction_examples: int | None = None  # test instructions answered (None: the whole test split)
-    max_new_tokens: int | None = None      # longest answer (None: the chapter's FINETUNE_SETTINGS value)
-    report_examples: int = 3               # answers shown in the report
-    max_steps: int | None = None           # optimizer steps per fine-tuning (None: the chapter recipe's)
-    spam_eval_batches: int | None = None   # batches per split for the spam classifier's accuracy (None: all)
+    max_new_tokens: int | None = None  # longest answer (None: the chapter's FINETUNE_SETTINGS value)
+    report_examples: int = 3  # answers shown in the report
+    max_steps: int | None = None  # optimizer steps per fine-tuning (None: the chapter recipe's)
+    spam_eval_batches: int | None = None  # batches per split for the spam classifier's accuracy (None: all)
     seed: int = 123
-    judge_url: str | None = None           # the Ollama server that judges (None: chapter 7's OLLAMA_URL)
-    judge_model: str = "llama3"            # chapter 7's judge model
-    judge_timeout: float = 120.0           # seconds one judge query may take before it is skipped
+    judge_url: str | None = None  # the Ollama server that judges (None: chapter 7's OLLAMA_URL)
+    judge_model: str = "llama3"  # chapter 7's judge model
+    judge_timeout: float = 120.0  # seconds one judge query may take before it is skipped
 
 
 PLANS = {"quick": RunPlan(), "book": RunPlan(eval_batch_size=4)}
@@ -81,13 +81,13 @@ class Stage:
     """One step of the pipeline: how to run it, and what its result depends on (for its fingerprint)."""
 
     name: str
-    doing: str                                  # shown while the stage runs
+    doing: str  # shown while the stage runs
     run: Callable[[RunContext], dict]
-    summary: Callable[[dict], str]              # one line from the result
+    summary: Callable[[dict], str]  # one line from the result
     recipe: Callable[[str], object] = lambda profile: None  # the chapter settings it reads
-    chapters: tuple[str, ...] = ()              # modules whose source is fingerprinted
+    chapters: tuple[str, ...] = ()  # modules whose source is fingerprinted
     data: tuple[str, ...] | Callable[[str], tuple] = ()  # registry files it reads (or profile -> them)
-    deps: tuple[str, ...] = ()                  # stages whose results it builds on
+    deps: tuple[str, ...] = ()  # stages whose results it builds on
     plan_fields: tuple[str, ...] = ()
     live: Callable[[RunContext], object] | None = None  # what it checks at each run (part of its fingerprint)
 
@@ -100,14 +100,20 @@ def base_models(profile):
 
 def base_recipe(profile):
     """What determines each base model: course-base's recipe, or a GPT-2 size and its weights file."""
-    return {name: ch05.COURSE_BASE_RECIPE if name == "course-base"
-            else {"config": GPT_CONFIGS[name], "weights": ch05.GPT2_WEIGHTS[name]}
-            for name in base_models(profile)}
+    return {
+        name: ch05.COURSE_BASE_RECIPE
+        if name == "course-base"
+        else {"config": GPT_CONFIGS[name], "weights": ch05.GPT2_WEIGHTS[name]}
+        for name in base_models(profile)
+    }
 
 
 def base_data(profile):
-    return tuple(entry for name in base_models(profile)
-                 for entry in (list(ch05.COURSE_BASE_RECIPE.texts) if name == "course-base" else [ch05.GPT2_WEIGHTS[name]]))
+    return tuple(
+        entry
+        for name in base_models(profile)
+        for entry in (list(ch05.COURSE_BASE_RECIPE.texts) if name == "course-base" else [ch05.GPT2_WEIGHTS[name]])
+    )
 
 
 def capped(recipe, plan):
@@ -129,21 +135,24 @@ TOKENIZER_EDGE_CASES = "\n\nnaïve café, 東京 🙂  two  spaces,\ttab, 1,234.
 
 def check_tokenizer(ctx):
     """Chapter 2's BPETokenizer.from_gpt2() must give tiktoken's GPT-2 ids and decode back exactly."""
-    text = fetch("the-verdict").read_text(encoding="utf-8")[:ctx.plan.tokenizer_chars] + TOKENIZER_EDGE_CASES
+    text = fetch("the-verdict").read_text(encoding="utf-8")[: ctx.plan.tokenizer_chars] + TOKENIZER_EDGE_CASES
     special = {"<|endoftext|>"}
     tokenizer = ch02.BPETokenizer.from_gpt2()
     ours = tokenizer.encode(text, allowed_special=special)
     reference = gpt2_encoding().encode(text, allowed_special=special)
     if ours != reference:
         at = next((i for i, (a, b) in enumerate(zip(ours, reference)) if a != b), min(len(ours), len(reference)))
-        raise PipelineError(f"chapter 2's BPETokenizer disagrees with tiktoken's gpt2 encoding at token {at}: "
-                            f"{ours[at:at + 5]} vs {reference[at:at + 5]} (of {len(reference)} tokens)")
+        raise PipelineError(
+            f"chapter 2's BPETokenizer disagrees with tiktoken's gpt2 encoding at token {at}: "
+            f"{ours[at : at + 5]} vs {reference[at : at + 5]} (of {len(reference)} tokens)"
+        )
     if tokenizer.decode(ours) != text:
         raise PipelineError("chapter 2's BPETokenizer does not decode its ids back to the original text")
     return {"characters": len(text), "tokens": len(ours), "identical_ids": True, "round_trip": True}
 
 
 # --- 2. base model ------------------------------------------------------------------------------
+
 
 def pretrain_base(ctx):
     """Load every base model with chapter 5's load_pretrained (course-base is pretrained if not cached).
@@ -156,8 +165,12 @@ def pretrain_base(ctx):
         before = ch05.read_model_info(ch05.course_base_dir()) if name == "course-base" else None
         start = time.perf_counter()
         model = ch05.load_pretrained(name)
-        info = {"name": name, "parameters": sum(p.numel() for p in model.parameters()),
-                "config": dataclasses.asdict(model.config), "seconds": time.perf_counter() - start}
+        info = {
+            "name": name,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "config": dataclasses.asdict(model.config),
+            "seconds": time.perf_counter() - start,
+        }
         if name == "course-base":
             meta = ch05.read_model_info(ch05.course_base_dir())
             info["source"] = "reused from the course cache" if meta == before else "pretrained now (chapter 5)"
@@ -174,6 +187,7 @@ def _base_summary(result):
 
 
 # --- 3. base model evaluation -------------------------------------------------------------------
+
 
 def base_eval_recipe(profile):
     """The validation text: course_base_texts() is cut from these files at this fraction."""
@@ -201,8 +215,14 @@ def evaluate_base(ctx):
         model = ch05.load_pretrained(name).to(ctx.device).eval()
         context = model.config.context_length
         window = min(plan.eval_context or context, context)
-        loader = ch02.create_dataloader(val_text, batch_size=plan.eval_batch_size, context_length=window,
-                                        stride=window, shuffle=False, drop_last=False)
+        loader = ch02.create_dataloader(
+            val_text,
+            batch_size=plan.eval_batch_size,
+            context_length=window,
+            stride=window,
+            shuffle=False,
+            drop_last=False,
+        )
         n_batches = len(loader) if plan.eval_batches is None else min(plan.eval_batches, len(loader))
         start = time.perf_counter()
         loss = ch05.calc_loss_loader(loader, model, ctx.device, num_batches=n_batches)
@@ -214,22 +234,34 @@ def evaluate_base(ctx):
             idx = ch05.text_to_token_ids(prompt, tokenizer).to(ctx.device)
             start = time.perf_counter()
             out = ch05.generate(model, idx, plan.sample_tokens, context, temperature=0.8, top_k=40, use_cache=True)
-            continuation = ch05.token_ids_to_text(out[0, idx.shape[1]:], tokenizer)  # .tolist() waits for the device
+            continuation = ch05.token_ids_to_text(out[0, idx.shape[1] :], tokenizer)  # .tolist() waits for the device
             gen_seconds += time.perf_counter() - start
             generated += out.shape[1] - idx.shape[1]
             samples.append({"prompt": prompt, "continuation": continuation})
-        models.append({"name": name, "val_loss": loss, "perplexity": math.exp(loss), "val_tokens": eval_tokens,
-                       "eval_tokens_per_s": eval_tokens / eval_seconds,
-                       "generate_tokens_per_s": generated / gen_seconds, "samples": samples})
+        models.append(
+            {
+                "name": name,
+                "val_loss": loss,
+                "perplexity": math.exp(loss),
+                "val_tokens": eval_tokens,
+                "eval_tokens_per_s": eval_tokens / eval_seconds,
+                "generate_tokens_per_s": generated / gen_seconds,
+                "samples": samples,
+            }
+        )
     return {"unigram_loss": baseline, "unigram_perplexity": math.exp(baseline), "models": models}
 
 
 def _eval_summary(result):
-    return "; ".join(f"{m['name']} val loss {m['val_loss']:.3f} (unigram {result['unigram_loss']:.3f}), "
-                     f"{m['generate_tokens_per_s']:,.0f} tokens/s" for m in result["models"])
+    return "; ".join(
+        f"{m['name']} val loss {m['val_loss']:.3f} (unigram {result['unigram_loss']:.3f}), "
+        f"{m['generate_tokens_per_s']:,.0f} tokens/s"
+        for m in result["models"]
+    )
 
 
 # --- 4. spam classifier -------------------------------------------------------------------------
+
 
 def spam_recipe(profile):
     return {"settings": ch06.SPAM_SETTINGS[profile]}  # the rest of the recipe is chapter 6's code
@@ -241,14 +273,19 @@ def finetune_spam(ctx):
     recipe = capped(ch06.SPAM_SETTINGS[ctx.profile], ctx.plan)
     model, history, loaders = ch06.finetune_spam_classifier(ctx.profile, ctx.device, recipe=recipe)
     n = ctx.plan.spam_eval_batches
-    accuracy = {split: ch06.calc_accuracy_loader(loader, model, ctx.device, num_batches=n)
-                for split, loader in loaders.items()}
+    accuracy = {
+        split: ch06.calc_accuracy_loader(loader, model, ctx.device, num_batches=n) for split, loader in loaders.items()
+    }
     predicted, true = ch06.predict_loader(model, itertools.islice(loaders["test"], n), ctx.device)
-    return {"base_model": ch06.SPAM_SETTINGS[ctx.profile].base_model,
-            "examples": {split: len(loader.dataset) for split, loader in loaders.items()},
-            "max_length": loaders["train"].dataset.max_length, "accuracy": accuracy,
-            "class_names": list(ch06.CLASS_NAMES), "confusion": ch06.confusion_matrix(predicted, true),
-            "history": history}
+    return {
+        "base_model": ch06.SPAM_SETTINGS[ctx.profile].base_model,
+        "examples": {split: len(loader.dataset) for split, loader in loaders.items()},
+        "max_length": loaders["train"].dataset.max_length,
+        "accuracy": accuracy,
+        "class_names": list(ch06.CLASS_NAMES),
+        "confusion": ch06.confusion_matrix(predicted, true),
+        "history": history,
+    }
 
 
 def _spam_summary(result):
@@ -257,17 +294,25 @@ def _spam_summary(result):
 
 # --- 5. instruction fine-tuning -----------------------------------------------------------------
 
+
 def finetune_instructions(ctx):
     """Chapter 7's finetune_instruction_model, saved into the run folder for `llm-course chat --run`."""
     recipe = capped(ch07.FINETUNE_SETTINGS[ctx.profile], ctx.plan)
     model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device, recipe=recipe)
     folder = ctx.out / INSTRUCT_MODEL_DIR
-    ch05.save_model_folder(model, folder, profile=ctx.profile,
-                                base_model=ch07.FINETUNE_SETTINGS[ctx.profile].base_model,
-                                val_loss=history["val_losses"][-1])
-    return {"history": _history(history, ("steps", "tokens_seen", "train_losses", "val_losses")),
-            "steps": history["position"]["step"], "model_dir": INSTRUCT_MODEL_DIR,
-            "artifacts": [f"{INSTRUCT_MODEL_DIR}/model.safetensors", f"{INSTRUCT_MODEL_DIR}/config.json"]}
+    ch05.save_model_folder(
+        model,
+        folder,
+        profile=ctx.profile,
+        base_model=ch07.FINETUNE_SETTINGS[ctx.profile].base_model,
+        val_loss=history["val_losses"][-1],
+    )
+    return {
+        "history": _history(history, ("steps", "tokens_seen", "train_losses", "val_losses")),
+        "steps": history["position"]["step"],
+        "model_dir": INSTRUCT_MODEL_DIR,
+        "artifacts": [f"{INSTRUCT_MODEL_DIR}/model.safetensors", f"{INSTRUCT_MODEL_DIR}/config.json"],
+    }
 
 
 def _instruct_summary(result):
@@ -277,11 +322,12 @@ def _instruct_summary(result):
 
 # --- 6. instruction evaluation ------------------------------------------------------------------
 
+
 def _test_items(ctx):
     """The training items and the test items the run answers (chapter 7's split), and the answer length."""
     train_entries, test_entries, _ = ch07.split_entries(ch07.load_instruction_data(), seed=123)
     max_new_tokens = ctx.plan.max_new_tokens or ch07.FINETUNE_SETTINGS[ctx.profile].max_new_tokens
-    return train_entries, test_entries[:ctx.plan.instruction_examples], max_new_tokens
+    return train_entries, test_entries[: ctx.plan.instruction_examples], max_new_tokens
 
 
 def read_run_model(run_dir, device=None):
@@ -299,15 +345,18 @@ def evaluate_instructions(ctx):
     if tuned is None:
         raise PipelineError(f"no intact fine-tuned model in {ctx.out / INSTRUCT_MODEL_DIR}: run again with --fresh")
     base = ch05.load_pretrained(ft.base_model).to(ctx.device).eval()
-    answers = {"base": ch07.generate_responses(base, tokenizer, entries, max_new_tokens, desc="base model"),
-               "fine-tuned": ch07.generate_responses(tuned, tokenizer, entries, max_new_tokens, desc="fine-tuned")}
+    answers = {
+        "base": ch07.generate_responses(base, tokenizer, entries, max_new_tokens, desc="base model"),
+        "fine-tuned": ch07.generate_responses(tuned, tokenizer, entries, max_new_tokens, desc="fine-tuned"),
+    }
     references = [entry["output"] for entry in entries]
-    scores = {model: ch07.score_responses(responses, references).mean().to_dict()
-              for model, responses in answers.items()}
-    ch07.save_responses(ctx.out / RESPONSES_FILE, entries, base_response=answers["base"],
-                        model_response=answers["fine-tuned"])
-    return {"examples": len(entries), "max_new_tokens": max_new_tokens, "scores": scores,
-            "artifacts": [RESPONSES_FILE]}
+    scores = {
+        model: ch07.score_responses(responses, references).mean().to_dict() for model, responses in answers.items()
+    }
+    ch07.save_responses(
+        ctx.out / RESPONSES_FILE, entries, base_response=answers["base"], model_response=answers["fine-tuned"]
+    )
+    return {"examples": len(entries), "max_new_tokens": max_new_tokens, "scores": scores, "artifacts": [RESPONSES_FILE]}
 
 
 def _eval_instructions_summary(result):
@@ -316,6 +365,7 @@ def _eval_instructions_summary(result):
 
 
 # --- 7. a real pretrained assistant and two baselines --------------------------------------------
+
 
 def smollm2_at_hand(ctx):
     """Whether SmolLM2's file is on this machine (cache or mirror), checked at every run.
@@ -334,21 +384,26 @@ def evaluate_references(ctx):
     result says how to get it.
     """
     train_entries, entries, max_new_tokens = _test_items(ctx)
-    answers = {"echo": ch08.echo_answers(entries),
-               "nearest training example": ch08.nearest_training_answers(train_entries, entries)}
+    answers = {
+        "echo": ch08.echo_answers(entries),
+        "nearest training example": ch08.nearest_training_answers(train_entries, entries),
+    }
     result = {"examples": len(entries), "max_new_tokens": max_new_tokens}
     try:
         assistant = ch08.load_smollm2()
     except FetchError as error:
-        result["smollm2_skipped"] = (f"{str(error).splitlines()[0]} To add its row: `llm-course fetch {SMOLLM2}` "
-                                     "(online), or point LLM_COURSE_MIRROR at the course data, then run again")
+        result["smollm2_skipped"] = (
+            f"{str(error).splitlines()[0]} To add its row: `llm-course fetch {SMOLLM2}` "
+            "(online), or point LLM_COURSE_MIRROR at the course data, then run again"
+        )
     else:
         questions = [ch08.instruction_question(entry) for entry in entries]
         answers["SmolLM2-135M-Instruct"] = assistant.answer(questions, max_new_tokens=max_new_tokens)
-        result["smollm2_examples"] = answers["SmolLM2-135M-Instruct"][:ctx.plan.report_examples]
+        result["smollm2_examples"] = answers["SmolLM2-135M-Instruct"][: ctx.plan.report_examples]
     references = [entry["output"] for entry in entries]
-    result["scores"] = {name: ch07.score_responses(replies, references).mean().to_dict()
-                        for name, replies in answers.items()}
+    result["scores"] = {
+        name: ch07.score_responses(replies, references).mean().to_dict() for name, replies in answers.items()
+    }
     return result
 
 
@@ -361,6 +416,7 @@ def _references_summary(result):
 
 # --- 8. LLM judge -------------------------------------------------------------------------------
 
+
 def judge_server(ctx):
     """The judge as this run finds it: its URL, model, whether it answers and the model's digest.
 
@@ -370,16 +426,23 @@ def judge_server(ctx):
     url = ctx.plan.judge_url or ch07.OLLAMA_URL
     found = probe_ollama(url, ctx.plan.judge_model)
     name = find_model(found["models"], ctx.plan.judge_model)
-    return {"url": url, "model": ctx.plan.judge_model, "answers": found["answers"],
-            "models_listed": found["models"] is not None, "digest": found["models"][name] if name else None}
+    return {
+        "url": url,
+        "model": ctx.plan.judge_model,
+        "answers": found["answers"],
+        "models_listed": found["models"] is not None,
+        "digest": found["models"][name] if name else None,
+    }
 
 
 def _judge_unavailable(server):
     """Why the judge cannot be asked at all (with what to do), or None when it can."""
     url, model = server["url"], server["model"]
     if not server["answers"]:
-        return (f"no Ollama server answers at {url}; to use the judge, install Ollama (https://ollama.com), "
-                f"start it with `ollama serve`, run `ollama pull {model}`, then run this command again")
+        return (
+            f"no Ollama server answers at {url}; to use the judge, install Ollama (https://ollama.com), "
+            f"start it with `ollama serve`, run `ollama pull {model}`, then run this command again"
+        )
     if not server["models_listed"]:
         return f"the server at {url} does not list its models (GET /api/tags): is it Ollama?"
     if server["digest"] is None:
@@ -404,11 +467,18 @@ def judge_instructions(ctx):
     def ask(prompt):
         return ch07.query_ollama(prompt, model=server["model"], url=server["url"], timeout=ctx.plan.judge_timeout)
 
-    verdicts = judge_all(prompts, ask, errors=(ch07.JudgeError,),
-                         progress=lambda items: progress_class()(items, desc="judging"))
+    verdicts = judge_all(
+        prompts, ask, errors=(ch07.JudgeError,), progress=lambda items: progress_class()(items, desc="judging")
+    )
     points = [score for score in verdicts["scores"] if score is not None]
-    result = {"server": server, "answers": len(points), "mean": sum(points) / len(points) if points else None,
-              "scores": verdicts["scores"], "failed": verdicts["failed"], "examples": verdicts["examples"]}
+    result = {
+        "server": server,
+        "answers": len(points),
+        "mean": sum(points) / len(points) if points else None,
+        "scores": verdicts["scores"],
+        "failed": verdicts["failed"],
+        "examples": verdicts["examples"],
+    }
     retry = {kind: n for kind, n in verdicts["failed"].items() if worth_retrying(kind)}
     if retry:
         result["retry"] = f"the judge did not answer last time ({describe_failures(retry)})"
@@ -430,30 +500,89 @@ def _judge_summary(result):
 
 
 STAGES = [
-    Stage("tokenizer", "chapter 2's BPE tokenizer vs tiktoken", check_tokenizer,
-          lambda r: f"{r['tokens']:,} tokens identical to tiktoken, round trip exact",
-          recipe=lambda profile: {"tiktoken": importlib.metadata.version("tiktoken")}, chapters=(CH02,), data=("the-verdict", "gpt2-encoder", "gpt2-vocab-bpe"), plan_fields=("tokenizer_chars",)),
-    Stage("base", "loading (or pretraining) the base model", pretrain_base, _base_summary,
-          recipe=base_recipe, chapters=MODEL_CHAPTERS, data=base_data),
-    Stage("base-eval", "evaluating the base model", evaluate_base, _eval_summary,
-          recipe=base_eval_recipe, chapters=MODEL_CHAPTERS, deps=("base",), data=base_eval_data,
-          plan_fields=("eval_batches", "eval_batch_size", "eval_context", "sample_prompts", "sample_tokens",
-                       "seed")),
-    Stage("spam", "fine-tuning the spam classifier (chapter 6)", finetune_spam, _spam_summary,
-          recipe=spam_recipe, chapters=MODEL_CHAPTERS + (CH06,), data=("sms-spam-collection",), deps=("base",),
-          plan_fields=("max_steps", "spam_eval_batches")),
-    Stage("instruct", "instruction fine-tuning (chapter 7)", finetune_instructions, _instruct_summary,
-          recipe=lambda profile: ch07.FINETUNE_SETTINGS[profile], chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",), deps=("base",),
-          plan_fields=("max_steps",)),
-    Stage("instruct-eval", "answering and scoring the test instructions", evaluate_instructions,
-          _eval_instructions_summary, chapters=MODEL_CHAPTERS + (CH07,), data=("instruction-data",),
-          deps=("base", "instruct"), plan_fields=("instruction_examples", "max_new_tokens")),
-    Stage("smollm2-eval", "answering the test instructions with SmolLM2 (chapter 8) and two baselines",
-          evaluate_references, _references_summary,
-          recipe=lambda profile: {"model": REGISTRY[SMOLLM2].sha256,
-                                  "max_new_tokens": ch07.FINETUNE_SETTINGS[profile].max_new_tokens},
-          chapters=MODEL_CHAPTERS + (CH07, CH08), data=("instruction-data",),
-          plan_fields=("instruction_examples", "max_new_tokens", "report_examples"), live=smollm2_at_hand),
-    Stage("instruct-judge", "asking the LLM judge (Ollama) to score the answers", judge_instructions,
-          _judge_summary, chapters=(CH07, "llm_course.judge"), deps=("instruct-eval",), live=judge_server),
+    Stage(
+        "tokenizer",
+        "chapter 2's BPE tokenizer vs tiktoken",
+        check_tokenizer,
+        lambda r: f"{r['tokens']:,} tokens identical to tiktoken, round trip exact",
+        recipe=lambda profile: {"tiktoken": importlib.metadata.version("tiktoken")},
+        chapters=(CH02,),
+        data=("the-verdict", "gpt2-encoder", "gpt2-vocab-bpe"),
+        plan_fields=("tokenizer_chars",),
+    ),
+    Stage(
+        "base",
+        "loading (or pretraining) the base model",
+        pretrain_base,
+        _base_summary,
+        recipe=base_recipe,
+        chapters=MODEL_CHAPTERS,
+        data=base_data,
+    ),
+    Stage(
+        "base-eval",
+        "evaluating the base model",
+        evaluate_base,
+        _eval_summary,
+        recipe=base_eval_recipe,
+        chapters=MODEL_CHAPTERS,
+        deps=("base",),
+        data=base_eval_data,
+        plan_fields=("eval_batches", "eval_batch_size", "eval_context", "sample_prompts", "sample_tokens", "seed"),
+    ),
+    Stage(
+        "spam",
+        "fine-tuning the spam classifier (chapter 6)",
+        finetune_spam,
+        _spam_summary,
+        recipe=spam_recipe,
+        chapters=MODEL_CHAPTERS + (CH06,),
+        data=("sms-spam-collection",),
+        deps=("base",),
+        plan_fields=("max_steps", "spam_eval_batches"),
+    ),
+    Stage(
+        "instruct",
+        "instruction fine-tuning (chapter 7)",
+        finetune_instructions,
+        _instruct_summary,
+        recipe=lambda profile: ch07.FINETUNE_SETTINGS[profile],
+        chapters=MODEL_CHAPTERS + (CH07,),
+        data=("instruction-data",),
+        deps=("base",),
+        plan_fields=("max_steps",),
+    ),
+    Stage(
+        "instruct-eval",
+        "answering and scoring the test instructions",
+        evaluate_instructions,
+        _eval_instructions_summary,
+        chapters=MODEL_CHAPTERS + (CH07,),
+        data=("instruction-data",),
+        deps=("base", "instruct"),
+        plan_fields=("instruction_examples", "max_new_tokens"),
+    ),
+    Stage(
+        "smollm2-eval",
+        "answering the test instructions with SmolLM2 (chapter 8) and two baselines",
+        evaluate_references,
+        _references_summary,
+        recipe=lambda profile: {
+            "model": REGISTRY[SMOLLM2].sha256,
+            "max_new_tokens": ch07.FINETUNE_SETTINGS[profile].max_new_tokens,
+        },
+        chapters=MODEL_CHAPTERS + (CH07, CH08),
+        data=("instruction-data",),
+        plan_fields=("instruction_examples", "max_new_tokens", "report_examples"),
+        live=smollm2_at_hand,
+    ),
+    Stage(
+        "instruct-judge",
+        "asking the LLM judge (Ollama) to score the answers",
+        judge_instructions,
+        _judge_summary,
+        chapters=(CH07, "llm_course.judge"),
+        deps=("instruct-eval",),
+        live=judge_server,
+    ),
 ]

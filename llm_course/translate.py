@@ -42,7 +42,7 @@ class CatalogueError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    source_hash: str   # first 12 hex digits of the sha256 of the English source it translates
+    source_hash: str  # first 12 hex digits of the sha256 of the English source it translates
     text: str
 
 
@@ -77,7 +77,7 @@ def read_catalogue(path: Path) -> dict[str, Entry]:
         if cell_id in entries:
             line = text.count("\n", 0, match.start()) + 1
             raise CatalogueError(f"{path}:{line}: cell {cell_id} has a second entry; keep one")
-        body = text[match.end():following.start() if following else len(text)]
+        body = text[match.end() : following.start() if following else len(text)]
         entries[cell_id] = Entry(digest, body.strip("\n"))
     return entries
 
@@ -125,8 +125,9 @@ def looks_untranslated(english: str, text: str) -> bool:
 
 def skeleton(english: dict) -> dict[str, Entry]:
     """Catalogue entries holding the English text: where a translator starts (``--check`` rejects them as they are)."""
-    return {cell["id"]: Entry(source_hash(_source(cell)), _source(cell))
-            for cell in english["cells"] if _translatable(cell)}
+    return {
+        cell["id"]: Entry(source_hash(_source(cell)), _source(cell)) for cell in english["cells"] if _translatable(cell)
+    }
 
 
 def catalogue_problems(english: dict, entries: dict[str, Entry]) -> list[str]:
@@ -143,8 +144,10 @@ def catalogue_problems(english: dict, entries: dict[str, Entry]) -> list[str]:
         elif looks_untranslated(_source(cell), entry.text):
             problems.append(f"cell {cell['id']} (#{number}, {first_line!r}) is still the English text")
         elif entry.source_hash != source_hash(_source(cell)):
-            problems.append(f"cell {cell['id']} (#{number}, {first_line!r}) changed since it was translated "
-                            f"(catalogue {entry.source_hash}, English now {source_hash(_source(cell))})")
+            problems.append(
+                f"cell {cell['id']} (#{number}, {first_line!r}) changed since it was translated "
+                f"(catalogue {entry.source_hash}, English now {source_hash(_source(cell))})"
+            )
     for cell_id in entries.keys() - markdown_ids:
         problems.append(f"entry {cell_id} names no markdown cell of the English notebook; remove it")
     return problems
@@ -153,11 +156,16 @@ def catalogue_problems(english: dict, entries: dict[str, Entry]) -> list[str]:
 def code_tokens(source: str) -> list[tuple[int, str]]:
     """The code's tokens without comments and line breaks: what a translation must not change."""
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
-    lines = ["\n" if line.lstrip().startswith(("%", "!")) else line  # IPython magics
-             for line in source.splitlines(keepends=True)]
+    lines = [
+        "\n" if line.lstrip().startswith(("%", "!")) else line  # IPython magics
+        for line in source.splitlines(keepends=True)
+    ]
     try:
-        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
-                if t.type not in skip]
+        return [
+            (t.type, t.string)
+            for t in tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
+            if t.type not in skip
+        ]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return [(-1, source)]  # not Python: compare the text itself
 
@@ -223,8 +231,12 @@ def init_catalogue(notebook: Path, language: str, root: Path = REPO_ROOT) -> Pat
     if path.exists():
         raise CatalogueError(f"{path} exists already; edit it instead")
     english = json.loads(notebook.read_text(encoding="utf-8"))
-    write_catalogue(path, skeleton(english), f"{LANGUAGES[language]} translation of "
-                    f"{notebook.relative_to(root).as_posix()}: replace each entry's English text")
+    write_catalogue(
+        path,
+        skeleton(english),
+        f"{LANGUAGES[language]} translation of "
+        f"{notebook.relative_to(root).as_posix()}: replace each entry's English text",
+    )
     return path
 
 
@@ -238,23 +250,35 @@ def cmd_translate(args) -> int:
         for problem in found:
             print(f"{notebook.relative_to(REPO_ROOT)}: {problem}")
     done = len(english_notebooks()) - len(untranslated)
-    print(f"{LANGUAGES[args.language]}: {done} of {len(english_notebooks())} notebooks translated"
-          + (f"; not yet: {', '.join(str(p.relative_to(REPO_ROOT)) for p in untranslated)}" if untranslated else ""))
+    print(
+        f"{LANGUAGES[args.language]}: {done} of {len(english_notebooks())} notebooks translated"
+        + (f"; not yet: {', '.join(str(p.relative_to(REPO_ROOT)) for p in untranslated)}" if untranslated else "")
+    )
     if problems:
         print(f"{sum(map(len, problems.values()))} problem(s) in {len(problems)} notebook(s)")
     return 1 if problems else 0
 
 
 def add_translate_command(sub) -> None:
-    parser = sub.add_parser("translate", help="write the translated twins of the notebooks (e.g. topic.ko.ipynb)",
-                            description="Generate each notebook's translated twin from the English notebook (code "
-                                        "and outputs as they are) and its catalogue translations/<lang>/<chapter>/"
-                                        "<notebook>.md (markdown cells, keyed by cell id with the hash of the "
-                                        "English they translate).")
+    parser = sub.add_parser(
+        "translate",
+        help="write the translated twins of the notebooks (e.g. topic.ko.ipynb)",
+        description="Generate each notebook's translated twin from the English notebook (code "
+        "and outputs as they are) and its catalogue translations/<lang>/<chapter>/"
+        "<notebook>.md (markdown cells, keyed by cell id with the hash of the "
+        "English they translate).",
+    )
     parser.add_argument("--language", choices=sorted(LANGUAGES), default="ko")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming each missing or stale translation, and each twin that "
-                             "differs from the generated one or from the English code")
-    parser.add_argument("--init", nargs="+", metavar="NOTEBOOK",
-                        help="start the catalogue of these notebooks: their English text, to be replaced")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming each missing or stale translation, and each twin that "
+        "differs from the generated one or from the English code",
+    )
+    parser.add_argument(
+        "--init",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="start the catalogue of these notebooks: their English text, to be replaced",
+    )
     parser.set_defaults(func=cmd_translate)

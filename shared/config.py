@@ -39,9 +39,7 @@ def default_cache_dir() -> Path:
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         valid = ", ".join(PROFILES)
-        raise ProfileError(
-            f"unknown profile {profile!r}: LLM_COURSE_PROFILE must be one of {valid}"
-        )
+        raise ProfileError(f"unknown profile {profile!r}: LLM_COURSE_PROFILE must be one of {valid}")
     return profile
 
 

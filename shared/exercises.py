@@ -10,7 +10,6 @@ type-checked with ``is_number`` / ``is_integer``, shortcuts are found with ``nam
 
 from numbers import Integral, Real
 
-import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 NOT_ANSWERED = "Not answered yet: replace the `None` / fill in the function, then run the check again."
@@ -34,8 +33,10 @@ def not_a_function(answer, signature, message=NOT_ANSWERED) -> bool:
     if not_answered(answer, message):
         return True
     if not callable(answer):
-        print(f"Not yet: pass your function itself, not its result (got a {type(answer).__name__}): the check calls "
-              f"{signature}.")
+        print(
+            f"Not yet: pass your function itself, not its result (got a {type(answer).__name__}): the check calls "
+            f"{signature}."
+        )
         return True
     return False
 

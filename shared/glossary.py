@@ -29,8 +29,8 @@ class GlossaryError(ValueError):
 
 @dataclass(frozen=True)
 class Term:
-    korean: str          # the course's term, e.g. 사전 학습
-    english: str         # e.g. pretraining; other names and abbreviations in parentheses
+    korean: str  # the course's term, e.g. 사전 학습
+    english: str  # e.g. pretraining; other names and abbreviations in parentheses
     korean_edition: str  # the Korean edition's term where it differs, else ""
     meaning_ko: str
     meaning_en: str
@@ -51,8 +51,10 @@ def _parse_table(lines: list[tuple[int, str]], path: Path) -> list[Term]:
     for number, line in lines[2:]:
         cells = _cells(line)
         if len(cells) != len(HEADER):
-            raise GlossaryError(f"{path}:{number}: a row needs {len(HEADER)} cells "
-                                f"({', '.join(HEADER)}), found {len(cells)}; write a literal | as \\|")
+            raise GlossaryError(
+                f"{path}:{number}: a row needs {len(HEADER)} cells "
+                f"({', '.join(HEADER)}), found {len(cells)}; write a literal | as \\|"
+            )
         korean, english, edition, meaning_ko, meaning_en = cells
         missing = [name for name, cell in zip(HEADER, cells) if not cell and name != "한국어판"]
         if missing:
@@ -80,8 +82,9 @@ def glossary(chapter: int, path: Path = GLOSSARY_PATH) -> list[Term]:
     """The terms one chapter introduces, in the order of its table."""
     chapters = read_glossary(path)
     if chapter not in chapters:
-        raise GlossaryError(f"{path}: no section '## Chapter {chapter} — …'; "
-                            f"the glossary has chapters {sorted(chapters)}")
+        raise GlossaryError(
+            f"{path}: no section '## Chapter {chapter} — …'; the glossary has chapters {sorted(chapters)}"
+        )
     return chapters[chapter]
 
 

@@ -101,8 +101,11 @@ def over_precise_floats(cells: list[dict]) -> list[str]:
         if cell["cell_type"] != "code" or is_marked(cell):
             continue
         for text in output_texts(cell):
-            found += [f"cell {i}: {number}" for number in _FLOAT.findall(text)
-                      if significant_digits(number) > MAX_SIGNIFICANT_DIGITS]
+            found += [
+                f"cell {i}: {number}"
+                for number in _FLOAT.findall(text)
+                if significant_digits(number) > MAX_SIGNIFICANT_DIGITS
+            ]
     return found
 
 

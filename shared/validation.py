@@ -31,8 +31,7 @@ def require_int(name, value, minimum=None, *, none_ok=False):
         _fail(name, "an integer" if minimum is None else f"an integer >= {minimum}", value, none_ok)
 
 
-def require_number(name, value, low=-math.inf, high=math.inf, *, low_open=False, high_open=False,
-                   none_ok=False):
+def require_number(name, value, low=-math.inf, high=math.inf, *, low_open=False, high_open=False, none_ok=False):
     """Raise ValueError unless ``value`` is a number in the interval from ``low`` to ``high``.
 
     The interval is closed unless ``low_open`` / ``high_open``; with an infinite bound the

@@ -17,8 +17,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
-from appendix_a_distributed.distributed import (DistributedRandomSampler, distributed_loader, pretrain_main,
-                                                resolve_config, wrap_model)
+from appendix_a_distributed.distributed import (
+    DistributedRandomSampler,
+    distributed_loader,
+    pretrain_main,
+    resolve_config,
+    wrap_model,
+)
 from shared import GPTConfig, GPTDataset, GPTModel, load_checkpoint, save_checkpoint, train_model
 from shared.export import REPO_ROOT
 
@@ -47,9 +52,25 @@ def new_model(seed):
 def train_tiny(model, loader, optimizer, stop_at=None, resume=None):
     """Chapter 5's train_model with a schedule, clipping and weight decay, on the tiny data."""
     val_loader = DataLoader(loader.dataset, batch_size=2)
-    return train_model(model, loader, val_loader, optimizer, "cpu", math.ceil(STEPS / len(loader)), eval_freq=100,
-                       eval_iter=1, start_context=None, tokenizer=None, warmup_steps=2, cosine_decay=True,
-                       grad_clip=1.0, max_steps=STEPS, stop_at_step=stop_at, resume=resume, progress=False)
+    return train_model(
+        model,
+        loader,
+        val_loader,
+        optimizer,
+        "cpu",
+        math.ceil(STEPS / len(loader)),
+        eval_freq=100,
+        eval_iter=1,
+        start_context=None,
+        tokenizer=None,
+        warmup_steps=2,
+        cosine_decay=True,
+        grad_clip=1.0,
+        max_steps=STEPS,
+        stop_at_step=stop_at,
+        resume=resume,
+        progress=False,
+    )
 
 
 def adamw(model):
@@ -78,8 +99,9 @@ def _rank_main(rank, folder):
         ddp = wrap_model(model, torch.device("cpu"))
         torch.manual_seed(SHUFFLE_SEED)
         optimizer = adamw(model)
-        history = train_tiny(ddp, distributed_loader(tiny_dataset(), GLOBAL_BATCH, rank, WORLD), optimizer,
-                             stop_at=STOP_AT)
+        history = train_tiny(
+            ddp, distributed_loader(tiny_dataset(), GLOBAL_BATCH, rank, WORLD), optimizer, stop_at=STOP_AT
+        )
         if rank == 0:
             save_checkpoint(f"{folder}/checkpoint.pt", model, optimizer, history["position"])
         dist.barrier()
@@ -88,8 +110,10 @@ def _rank_main(rank, folder):
         position = load_checkpoint(f"{folder}/checkpoint.pt", model, optimizer)
         ddp = wrap_model(model, torch.device("cpu"))
         train_tiny(ddp, distributed_loader(tiny_dataset(), GLOBAL_BATCH, rank, WORLD), optimizer, resume=position)
-        torch.save({"before": before, "after_wrap": after_wrap, "final": final, "resumed": clone(model)},
-                   f"{folder}/rank{rank}.pt")
+        torch.save(
+            {"before": before, "after_wrap": after_wrap, "final": final, "resumed": clone(model)},
+            f"{folder}/rank{rank}.pt",
+        )
     finally:
         dist.destroy_process_group()
 
@@ -206,9 +230,24 @@ def test_config_option_takes_presets_and_json_and_rejects_the_rest():
 
 def torchrun(*args, nproc=2, timeout=300):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           "-m", "llm_course", "pretrain", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO_ROOT, timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "llm_course",
+            "pretrain",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+    )
 
 
 SMALL = ["--config", '{"n_layers": 1, "emb_dim": 32, "n_heads": 2, "context_length": 32}', "--steps", "6"]
@@ -225,7 +264,9 @@ def test_documented_command_trains_and_rank0_writes_one_checkpoint(tmp_path):
     assert len(checksums) == 1, "both ranks must end with the same weights"
     log = json.loads((tmp_path / "log.json").read_text())
     assert log["position"]["step"] == 20 and log["segments"][0]["processes"] == 2
-    assert log["history"]["val_losses"][-1] < 10.0, "20 steps must move the loss below a uniform guess (ln 50257 = 10.8)"
+    assert log["history"]["val_losses"][-1] < 10.0, (
+        "20 steps must move the loss below a uniform guess (ln 50257 = 10.8)"
+    )
 
 
 def test_resume_under_torchrun_equals_the_uninterrupted_run(tmp_path):
@@ -243,8 +284,13 @@ def test_resume_under_torchrun_equals_the_uninterrupted_run(tmp_path):
 
 
 def test_pretrain_is_a_course_command_with_its_own_help():
-    result = subprocess.run([sys.executable, "-m", "llm_course", "pretrain", "--help"], capture_output=True, text=True,
-                            cwd=REPO_ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_course", "pretrain", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "--nproc_per_node" in result.stdout and "--resume" in result.stdout and "USE_LIBUV=0" in result.stdout
 
@@ -276,29 +322,34 @@ def verdict(check, answer, capsys):
 def test_exercise_1_check(capsys):
     assert "Not answered" in verdict(checks.check_exercise_1, None, capsys)
     assert "Not answered" in verdict(checks.check_exercise_1, lambda ids, r, w: None, capsys)
-    assert "Every rank got" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[:len(ids) // w], capsys)
+    assert "Every rank got" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[: len(ids) // w], capsys)
     assert "Every rank got" in verdict(checks.check_exercise_1, lambda ids, r, w: ids, capsys)
-    assert "two ranks" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[r:r + len(ids) // w], capsys)
-    assert "leave out" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[r::w + 1], capsys)
-    assert "differ in size" in verdict(checks.check_exercise_1,
-                                      lambda ids, r, w: ids[:len(ids) - w + 1] if r == 0 else [ids[len(ids) - w + r]],
-                                      capsys)
+    assert "two ranks" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[r : r + len(ids) // w], capsys)
+    assert "leave out" in verdict(checks.check_exercise_1, lambda ids, r, w: ids[r :: w + 1], capsys)
+    assert "differ in size" in verdict(
+        checks.check_exercise_1,
+        lambda ids, r, w: ids[: len(ids) - w + 1] if r == 0 else [ids[len(ids) - w + r]],
+        capsys,
+    )
     assert "raised ZeroDivisionError" in verdict(checks.check_exercise_1, lambda ids, r, w: 1 / 0, capsys)
     assert verdict(checks.check_exercise_1, lambda ids, r, w: list(ids[r::w]), capsys) == "Correct!\n"
-    contiguous = lambda ids, r, w: ids[r * (len(ids) // w):(r + 1) * (len(ids) // w)]  # noqa: E731
+    contiguous = lambda ids, r, w: ids[r * (len(ids) // w) : (r + 1) * (len(ids) // w)]  # noqa: E731
     assert verdict(checks.check_exercise_1, contiguous, capsys) == "Correct!\n"
 
 
 def test_exercise_2_check(capsys):
     assert "Not answered" in verdict(checks.check_exercise_2, lambda grads: None, capsys)
-    assert "That is the sum" in verdict(checks.check_exercise_2,
-                                        lambda grads: [torch.stack(grads).sum(0) for _ in grads], capsys)
+    assert "That is the sum" in verdict(
+        checks.check_exercise_2, lambda grads: [torch.stack(grads).sum(0) for _ in grads], capsys
+    )
     assert "rank 0's own gradient" in verdict(checks.check_exercise_2, lambda grads: [grads[0] for _ in grads], capsys)
-    assert "element-wise mean" in verdict(checks.check_exercise_2,
-                                          lambda grads: [g.mean().expand_as(g) for g in grads], capsys)
+    assert "element-wise mean" in verdict(
+        checks.check_exercise_2, lambda grads: [g.mean().expand_as(g) for g in grads], capsys
+    )
     assert "list of 2 tensors" in verdict(checks.check_exercise_2, lambda grads: torch.stack(grads).mean(0), capsys)
-    assert "raised ValueError" in verdict(checks.check_exercise_2,
-                                            lambda grads: [dist.all_reduce(g) for g in grads], capsys)
+    assert "raised ValueError" in verdict(
+        checks.check_exercise_2, lambda grads: [dist.all_reduce(g) for g in grads], capsys
+    )
     solution = lambda grads: [torch.stack(grads).mean(dim=0).clone() for _ in grads]  # noqa: E731
     assert verdict(checks.check_exercise_2, solution, capsys) == "Correct!\n"
 

@@ -38,8 +38,9 @@ def tiny_gpt(seed=0, cfg=TINY):
 
 def tiny_llama(seed=0):
     torch.manual_seed(seed)
-    return LlamaModel(LlamaConfig(vocab_size=50, context_length=16, emb_dim=16, n_layers=2, n_heads=4,
-                                  n_kv_heads=2, hidden_dim=24)).eval()
+    return LlamaModel(
+        LlamaConfig(vocab_size=50, context_length=16, emb_dim=16, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=24)
+    ).eval()
 
 
 IDS = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(1))
@@ -55,11 +56,15 @@ def randomize_lora(model, seed=2):
 
 def linear_shapes(model, config):
     """(in, out) of every nn.Linear the config selects, read from a model without LoRA."""
-    return [(m.in_features, m.out_features) for name, m in model.named_modules()
-            if isinstance(m, nn.Linear) and any(f".{t}." in f".{name}." for t in config.targets)]
+    return [
+        (m.in_features, m.out_features)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and any(f".{t}." in f".{name}." for t in config.targets)
+    ]
 
 
 # --- zero-initialised B ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("make", [tiny_gpt, tiny_llama])
 def test_zero_b_leaves_outputs_unchanged(make):
@@ -91,12 +96,16 @@ def test_lora_linear_computes_base_plus_scaled_low_rank_path():
 
 # --- which parameters train, and how many --------------------------------------------------------
 
-@pytest.mark.parametrize("config", [
-    LoRAConfig(rank=4, alpha=8),
-    LoRAConfig(rank=1, alpha=1, targets=("W_query", "W_value")),
-    LoRAConfig(rank=3, alpha=6, targets=("ff",)),
-    LoRAConfig(rank=2, alpha=2, targets=("att.out_proj", "out_head")),
-])
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        LoRAConfig(rank=4, alpha=8),
+        LoRAConfig(rank=1, alpha=1, targets=("W_query", "W_value")),
+        LoRAConfig(rank=3, alpha=6, targets=("ff",)),
+        LoRAConfig(rank=2, alpha=2, targets=("att.out_proj", "out_head")),
+    ],
+)
 @pytest.mark.parametrize("make", [tiny_gpt, tiny_llama])
 def test_only_lora_parameters_train_and_their_count_is_the_formula(config, make):
     if "att.out_proj" in config.targets and make is tiny_llama:
@@ -133,14 +142,17 @@ def test_training_moves_only_the_adapters():
     assert any(not torch.equal(params[name], value) for name, value in lora_b.items())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(rank=0), "rank must be a positive integer"),
-    (dict(rank=2.5), "rank must be a positive integer"),
-    (dict(alpha=0), "alpha must be a positive number"),
-    (dict(targets="ff"), "targets must be a list"),
-    (dict(targets=()), "targets is empty"),
-    (dict(train_also=("",)), "train_also must be a list"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(rank=0), "rank must be a positive integer"),
+        (dict(rank=2.5), "rank must be a positive integer"),
+        (dict(alpha=0), "alpha must be a positive number"),
+        (dict(targets="ff"), "targets must be a list"),
+        (dict(targets=()), "targets is empty"),
+        (dict(train_also=("",)), "train_also must be a list"),
+    ],
+)
 def test_config_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LoRAConfig(**kwargs)
@@ -166,6 +178,7 @@ def test_a_config_is_a_prepare_model_hook():
 
 # --- merging ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("make", [tiny_gpt, tiny_llama])
 def test_merged_and_unmerged_outputs_agree(make):
     model = randomize_lora(apply_lora(make(), LoRAConfig(rank=4, alpha=8)))
@@ -189,6 +202,7 @@ def test_merged_layer_is_a_plain_linear_with_the_update_folded_in():
 
 
 # --- the adapter file -----------------------------------------------------------------------------
+
 
 def trained_classifier(seed=0):
     """A tiny GPT with a new 2-class head and LoRA, as chapter 6 + appendix E build it, 'trained'."""
@@ -251,8 +265,9 @@ def test_unreadable_adapter_files_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="not a LoRA adapter"):
         read_adapter(plain)
     bad_config = tmp_path / "bad_config.safetensors"
-    bad_config.write_bytes(save({"w": torch.zeros(2)}, metadata={"format": ADAPTER_FORMAT,
-                                                               "config": json.dumps({"rank": -1})}))
+    bad_config.write_bytes(
+        save({"w": torch.zeros(2)}, metadata={"format": ADAPTER_FORMAT, "config": json.dumps({"rank": -1})})
+    )
     with pytest.raises(ValueError, match="unreadable LoRA settings"):
         read_adapter(bad_config)
 
@@ -272,6 +287,7 @@ def test_an_adapter_for_another_model_does_not_load(tmp_path):
 
 # --- measuring ----------------------------------------------------------------------------------
 
+
 def test_training_costs_count_adamw_state_and_leave_the_model_alone():
     model = apply_lora(tiny_gpt(), LoRAConfig(rank=2, alpha=4))
     before = {name: t.clone() for name, t in model.state_dict().items()}
@@ -289,6 +305,7 @@ def test_training_costs_count_adamw_state_and_leave_the_model_alone():
 
 # --- the exercise checks --------------------------------------------------------------------------
 
+
 def merged_weight_solution(layer):
     return layer.base.weight.detach() + layer.scaling * layer.lora_B.detach() @ layer.lora_A.detach()
 
@@ -303,18 +320,32 @@ def test_exercise_1_accepts_the_solution(capsys):
     assert "Correct!" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (None, "Not answered"),
-    (42, "function itself"),
-    (lambda layer: None, "Not answered yet"),
-    (lambda layer: layer.merged().weight, "merged() is switched off"),
-    (lambda layer: layer.base.weight.detach().clone(), "that is the frozen weight"),
-    (lambda layer: layer.base.weight.detach() + layer.lora_B.detach() @ layer.lora_A.detach(), "scaled by alpha / rank"),
-    (lambda layer: (layer.base.weight.detach() + layer.scaling * layer.lora_B.detach() @ layer.lora_A.detach()).T, "Expected shape"),
-    (lambda layer: layer.base.weight.detach() - layer.scaling * layer.lora_B.detach() @ layer.lora_A.detach(), "values differ"),
-    (lambda layer: [[0.0]], "Expected a tensor"),
-    (lambda layer: 1 / 0, "raised ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (None, "Not answered"),
+        (42, "function itself"),
+        (lambda layer: None, "Not answered yet"),
+        (lambda layer: layer.merged().weight, "merged() is switched off"),
+        (lambda layer: layer.base.weight.detach().clone(), "that is the frozen weight"),
+        (
+            lambda layer: layer.base.weight.detach() + layer.lora_B.detach() @ layer.lora_A.detach(),
+            "scaled by alpha / rank",
+        ),
+        (
+            lambda layer: (
+                (layer.base.weight.detach() + layer.scaling * layer.lora_B.detach() @ layer.lora_A.detach()).T
+            ),
+            "Expected shape",
+        ),
+        (
+            lambda layer: layer.base.weight.detach() - layer.scaling * layer.lora_B.detach() @ layer.lora_A.detach(),
+            "values differ",
+        ),
+        (lambda layer: [[0.0]], "Expected a tensor"),
+        (lambda layer: 1 / 0, "raised ZeroDivisionError"),
+    ],
+)
 def test_exercise_1_rejects_wrong_answers_and_the_shortcut(wrong, message, capsys):
     check_exercise_1(wrong)
     out = capsys.readouterr().out
@@ -326,6 +357,7 @@ def test_exercise_1_rejects_an_answer_that_merges_in_place(capsys):
         with torch.no_grad():
             layer.base.weight += layer.scaling * layer.lora_B @ layer.lora_A
         return layer.base.weight.detach().clone()
+
     check_exercise_1(in_place)
     out = capsys.readouterr().out
     assert "changed the layer" in out and "Correct!" not in out
@@ -336,18 +368,25 @@ def test_exercise_2_accepts_the_solution(capsys):
     assert "Correct!" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (None, "Not answered"),
-    (42, "function itself"),
-    (lambda delta, rank: None, "Not answered yet"),
-    (lambda delta, rank: (delta[:, :rank], torch.eye(delta.shape[1])[:rank]), "best rank-"),       # keep columns
-    (lambda delta, rank: (torch.zeros(delta.shape[0], rank), torch.zeros(rank, delta.shape[1])), "best rank-"),
-    (lambda delta, rank: best_low_rank_solution(delta, rank)[::-1], "Expected B of shape"),
-    (lambda delta, rank: best_low_rank_solution(delta, rank)[0], "pair of tensors"),
-    (lambda delta, rank: (lambda U, S, Vh: (U[:, -rank:] * S[-rank:], Vh[-rank:]))(*torch.linalg.svd(delta, full_matrices=False)),
-     "best rank-"),                                                                                 # smallest values
-    (lambda delta, rank: (delta.mul_(0), None)[1], "changed delta"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (None, "Not answered"),
+        (42, "function itself"),
+        (lambda delta, rank: None, "Not answered yet"),
+        (lambda delta, rank: (delta[:, :rank], torch.eye(delta.shape[1])[:rank]), "best rank-"),  # keep columns
+        (lambda delta, rank: (torch.zeros(delta.shape[0], rank), torch.zeros(rank, delta.shape[1])), "best rank-"),
+        (lambda delta, rank: best_low_rank_solution(delta, rank)[::-1], "Expected B of shape"),
+        (lambda delta, rank: best_low_rank_solution(delta, rank)[0], "pair of tensors"),
+        (
+            lambda delta, rank: (lambda U, S, Vh: (U[:, -rank:] * S[-rank:], Vh[-rank:]))(
+                *torch.linalg.svd(delta, full_matrices=False)
+            ),
+            "best rank-",
+        ),  # smallest values
+        (lambda delta, rank: (delta.mul_(0), None)[1], "changed delta"),
+    ],
+)
 def test_exercise_2_rejects_wrong_answers(wrong, message, capsys):
     check_exercise_2(wrong)
     out = capsys.readouterr().out

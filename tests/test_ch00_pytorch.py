@@ -21,6 +21,7 @@ def verdict(capsys, check, *answer):
 
 # Exercise 1: (batch, tokens, heads * head_dim) -> (batch, heads, tokens, head_dim)
 
+
 def split_heads(x, num_heads):
     b, T, d = x.shape
     return x.reshape(b, T, num_heads, d // num_heads).permute(0, 2, 1, 3)
@@ -49,22 +50,26 @@ def test_exercise_1_accepts_the_solution(capsys):
     assert verdict(capsys, check_exercise_1, split_heads).strip() == "Correct!"
 
 
-@pytest.mark.parametrize("answer, message", [
-    (None, "Not answered yet"),
-    (split_heads_one_view, "Right shape, wrong layout"),
-    (split_heads_no_transpose, "Expected shape"),
-    (split_heads_wrong_swap, "Right shape, wrong values"),
-    (split_heads_raises, "Your function raised RuntimeError"),
-    (lambda x, h: None, "Not answered yet"),
-    (lambda x, h: x.view(x.shape[0], h, x.shape[1], -1).tolist(), "Return a tensor"),
-    (torch.zeros(2, 3), "pass your function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (None, "Not answered yet"),
+        (split_heads_one_view, "Right shape, wrong layout"),
+        (split_heads_no_transpose, "Expected shape"),
+        (split_heads_wrong_swap, "Right shape, wrong values"),
+        (split_heads_raises, "Your function raised RuntimeError"),
+        (lambda x, h: None, "Not answered yet"),
+        (lambda x, h: x.view(x.shape[0], h, x.shape[1], -1).tolist(), "Return a tensor"),
+        (torch.zeros(2, 3), "pass your function itself"),
+    ],
+)
 def test_exercise_1_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_1, answer)
     assert message in out and "Correct!" not in out
 
 
 # Exercise 2: forward = fc1 -> ReLU -> fc2
+
 
 class TwoLayerNet(nn.Module):
     def __init__(self, d_in, hidden, d_out):
@@ -97,8 +102,7 @@ class WrongOrder(TwoLayerNet):
 
 
 class Unfinished(TwoLayerNet):
-    def forward(self, x):
-        ...
+    def forward(self, x): ...
 
 
 class RenamedLayers(nn.Module):
@@ -114,22 +118,26 @@ def test_exercise_2_accepts_the_solution(capsys):
     assert verdict(capsys, check_exercise_2, TwoLayerNet).strip() == "Correct!"
 
 
-@pytest.mark.parametrize("answer, message", [
-    (None, "Not answered yet"),
-    (Unfinished, "Not answered yet: your forward returned None"),
-    (NoReLU, "No ReLU between the layers"),
-    (ReLUAtEnd, "output layer stays linear"),
-    (Sigmoid, "Not quite"),
-    (WrongOrder, "Your function raised RuntimeError"),
-    (RenamedLayers, "self.fc1"),
-    (TwoLayerNet(4, 8, 3), "Pass the class itself"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (None, "Not answered yet"),
+        (Unfinished, "Not answered yet: your forward returned None"),
+        (NoReLU, "No ReLU between the layers"),
+        (ReLUAtEnd, "output layer stays linear"),
+        (Sigmoid, "Not quite"),
+        (WrongOrder, "Your function raised RuntimeError"),
+        (RenamedLayers, "self.fc1"),
+        (TwoLayerNet(4, 8, 3), "Pass the class itself"),
+    ],
+)
 def test_exercise_2_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_2, answer)
     assert message in out and "Correct!" not in out
 
 
 # Exercise 3: d/dw (sigmoid(w x + b) - t)^2
+
 
 def sigmoid(z):
     return 1 / (1 + math.exp(-z))
@@ -146,24 +154,27 @@ def test_exercise_3_accepts_the_solution_as_float_or_tensor(capsys):
     assert verdict(capsys, check_exercise_3, as_tensor).strip() == "Correct!"
 
 
-@pytest.mark.parametrize("answer, message", [
-    (None, "Not answered yet"),
-    (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * sigmoid(w * x + b) * (1 - sigmoid(w * x + b)),
-     "dz/dw = x"),
-    (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * x, "derivative of the sigmoid"),
-    (lambda x, w, b, t: grad_w(x, w, b, t) / 2, "factor 2"),
-    (lambda x, w, b, t: -grad_w(x, w, b, t), "sign is flipped"),
-    (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * x * x, "autograd gives"),
-    (lambda x, w, b, t: [grad_w(x, w, b, t)], "Return a number"),
-    (lambda x, w, b, t: 1 / 0, "Your function raised ZeroDivisionError"),
-    (0.5, "pass your function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (None, "Not answered yet"),
+        (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * sigmoid(w * x + b) * (1 - sigmoid(w * x + b)), "dz/dw = x"),
+        (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * x, "derivative of the sigmoid"),
+        (lambda x, w, b, t: grad_w(x, w, b, t) / 2, "factor 2"),
+        (lambda x, w, b, t: -grad_w(x, w, b, t), "sign is flipped"),
+        (lambda x, w, b, t: 2 * (sigmoid(w * x + b) - t) * x * x, "autograd gives"),
+        (lambda x, w, b, t: [grad_w(x, w, b, t)], "Return a number"),
+        (lambda x, w, b, t: 1 / 0, "Your function raised ZeroDivisionError"),
+        (0.5, "pass your function itself"),
+    ],
+)
 def test_exercise_3_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_3, answer)
     assert message in out and "Correct!" not in out
 
 
 # Exercise 4: (batch, heads, tokens, head_dim) -> (batch, tokens, heads * head_dim)
+
 
 def merge_heads(context):
     b, h, T, hd = context.shape
@@ -188,14 +199,17 @@ def test_exercise_4_accepts_the_solution(capsys):
     assert verdict(capsys, check_exercise_4, merge_heads).strip() == "Correct!"
 
 
-@pytest.mark.parametrize("answer, message", [
-    (None, "Not answered yet"),
-    (merge_heads_no_transpose, "Right shape, wrong layout"),
-    (merge_heads_view_after_transpose, ".contiguous()"),
-    (merge_heads_keeps_heads, "Expected shape"),
-    (lambda c: c.transpose(2, 3).reshape(c.shape[0], c.shape[2], -1), "Right shape, wrong values"),
-    (merge_heads(torch.zeros(1, 2, 3, 4)), "pass your function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (None, "Not answered yet"),
+        (merge_heads_no_transpose, "Right shape, wrong layout"),
+        (merge_heads_view_after_transpose, ".contiguous()"),
+        (merge_heads_keeps_heads, "Expected shape"),
+        (lambda c: c.transpose(2, 3).reshape(c.shape[0], c.shape[2], -1), "Right shape, wrong values"),
+        (merge_heads(torch.zeros(1, 2, 3, 4)), "pass your function itself"),
+    ],
+)
 def test_exercise_4_rejects_wrong_answers(capsys, answer, message):
     out = verdict(capsys, check_exercise_4, answer)
     assert message in out and "Correct!" not in out

@@ -27,8 +27,14 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "ch01_intro" / "intro.ipynb"
 
 def hf_gpt2(vocab_size, context_length, emb_dim, n_layers, n_heads, tie_embeddings=True):
     """A shape-only GPT-2 from transformers (qkv biases and a bias-free head, as in OpenAI's GPT-2)."""
-    config = GPT2Config(vocab_size=vocab_size, n_positions=context_length, n_embd=emb_dim, n_layer=n_layers,
-                        n_head=n_heads, tie_word_embeddings=tie_embeddings)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=context_length,
+        n_embd=emb_dim,
+        n_layer=n_layers,
+        n_head=n_heads,
+        tie_word_embeddings=tie_embeddings,
+    )
     with torch.device("meta"):
         return GPT2LMHeadModel(config)
 
@@ -39,19 +45,23 @@ def n_params(module):
 
 # ---------------------------------------------------------------- count_gpt_parameters
 
+
 def test_gpt2_small_count_is_the_published_124m_checkpoint():
     counted = count_gpt_parameters(vocab_size=50257, context_length=1024, emb_dim=768, n_layers=12)
     assert counted == n_params(hf_gpt2(50257, 1024, 768, 12, 12))
     assert counted == 124_439_808  # OpenAI GPT-2 "124M" as loaded by transformers
 
 
-@pytest.mark.parametrize("vocab_size, context_length, emb_dim, n_layers, n_heads", [
-    (50257, 1024, 1024, 24, 16),   # GPT-2 medium
-    (100, 16, 32, 2, 4),
-    (1, 1, 8, 1, 1),               # the smallest possible model
-    (257, 64, 48, 3, 6),
-    (50257, 2048, 768, 12, 12),    # GPT-3 Small: a longer context
-])
+@pytest.mark.parametrize(
+    "vocab_size, context_length, emb_dim, n_layers, n_heads",
+    [
+        (50257, 1024, 1024, 24, 16),  # GPT-2 medium
+        (100, 16, 32, 2, 4),
+        (1, 1, 8, 1, 1),  # the smallest possible model
+        (257, 64, 48, 3, 6),
+        (50257, 2048, 768, 12, 12),  # GPT-3 Small: a longer context
+    ],
+)
 @pytest.mark.parametrize("tied", [True, False])
 def test_count_matches_transformers(vocab_size, context_length, emb_dim, n_layers, n_heads, tied):
     model = hf_gpt2(vocab_size, context_length, emb_dim, n_layers, n_heads, tie_embeddings=tied)
@@ -95,6 +105,7 @@ def test_bad_hyperparameters_are_rejected_by_name(bad):
 
 # ---------------------------------------------------------------- training FLOPs and the GPT-3 mix
 
+
 def test_training_flops_reproduces_gpt3_compute():
     # Brown et al. (2020), Table D.1: 3.64e3 petaflop/s-days for GPT-3 175B. 6ND ignores the
     # attention term, which the paper's figure includes; 1 % covers that difference.
@@ -118,6 +129,7 @@ def test_gpt3_mix_matches_the_paper_totals():
 
 # ---------------------------------------------------------------- chapter 4's model has the counted size
 
+
 @pytest.mark.parametrize("qkv_bias", [False, True])
 def test_chapter_4_model_has_the_counted_size(qkv_bias):
     """Section 1.7 says chapter 4's GPT has the size section 1.6.2's formula gives (untied head)."""
@@ -129,6 +141,7 @@ def test_chapter_4_model_has_the_counted_size(qkv_bias):
 
 
 # ---------------------------------------------------------------- exercise checks
+
 
 def verdict(capsys):
     """Everything the check printed."""
@@ -156,7 +169,7 @@ def windowed(tokens, context_size):  # written independently of the checker's re
         context = list(tokens[:end])
         while len(context) > context_size:
             context.pop(0)
-        pairs.append((tuple(context), tokens[end]))   # tuples are accepted as contexts
+        pairs.append((tuple(context), tokens[end]))  # tuples are accepted as contexts
     return pairs
 
 
@@ -177,25 +190,43 @@ def test_check_exercise_1_accepts_a_solution_that_consumes_its_input(capsys):
     assert_correct(capsys)
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda tokens, size: [(tokens[:i], tokens[i]) for i in range(1, len(tokens))], "longer than"),   # no limit
-    (lambda tokens, size: [(tokens[i - size:i], tokens[i]) for i in range(1, len(tokens))], "max(0, i - context_size)"),
-    (lambda tokens, size: [(tokens[max(0, i - size - 1):i], tokens[i]) for i in range(1, len(tokens))], "longer than"),
-    (lambda tokens, size: [(tokens[max(0, i - size):i], tokens[i]) for i in range(len(tokens))], "one per token but the first"),
-    (lambda tokens, size: [(tokens[max(0, i - size):i + 1], tokens[i]) for i in range(1, len(tokens))], "ends with its own target"),
-])
+@pytest.mark.parametrize(
+    "wrong, fragment",
+    [
+        (lambda tokens, size: [(tokens[:i], tokens[i]) for i in range(1, len(tokens))], "longer than"),  # no limit
+        (
+            lambda tokens, size: [(tokens[i - size : i], tokens[i]) for i in range(1, len(tokens))],
+            "max(0, i - context_size)",
+        ),
+        (
+            lambda tokens, size: [(tokens[max(0, i - size - 1) : i], tokens[i]) for i in range(1, len(tokens))],
+            "longer than",
+        ),
+        (
+            lambda tokens, size: [(tokens[max(0, i - size) : i], tokens[i]) for i in range(len(tokens))],
+            "one per token but the first",
+        ),
+        (
+            lambda tokens, size: [(tokens[max(0, i - size) : i + 1], tokens[i]) for i in range(1, len(tokens))],
+            "ends with its own target",
+        ),
+    ],
+)
 def test_check_exercise_1_rejects_typical_mistakes(capsys, wrong, fragment):
     check_exercise_1(wrong)
     assert_rejected(capsys, fragment)
 
 
-@pytest.mark.parametrize("returns, fragment", [
-    (None, "not a NoneType"),
-    (42, "not a int"),
-    ((p for p in [(["a"], "b")]), "not a generator"),
-    ([("a", "b", "c")], "must be a pair"),
-    ([("a", "b")], "context must be a list"),
-])
+@pytest.mark.parametrize(
+    "returns, fragment",
+    [
+        (None, "not a NoneType"),
+        (42, "not a int"),
+        ((p for p in [(["a"], "b")]), "not a generator"),
+        ([("a", "b", "c")], "must be a pair"),
+        ([("a", "b")], "context must be a list"),
+    ],
+)
 def test_check_exercise_1_rejects_wrong_types_without_raising(capsys, returns, fragment):
     check_exercise_1(lambda tokens, size: returns)
     assert_rejected(capsys, fragment)
@@ -204,7 +235,7 @@ def test_check_exercise_1_rejects_wrong_types_without_raising(capsys, returns, f
 def test_check_exercise_1_reports_errors_and_placeholders(capsys):
     check_exercise_1(lambda tokens, size: 1 / 0)
     assert_rejected(capsys, "ZeroDivisionError")
-    check_exercise_1(windowed(list("abc"), 2))   # the result, not the function
+    check_exercise_1(windowed(list("abc"), 2))  # the result, not the function
     assert_rejected(capsys, "function itself")
     for placeholder in NOT_ANSWERED:
         check_exercise_1(placeholder)
@@ -227,22 +258,28 @@ def test_check_exercise_2_accepts_the_solution(capsys):
 
 def test_check_exercise_2_rejects_typical_mistakes(capsys):
     embedding, feed_forward = gpt3_shares()
-    check_exercise_2(embedding, 100 * feed_forward)            # a percentage
+    check_exercise_2(embedding, 100 * feed_forward)  # a percentage
     assert_rejected(capsys, "feed_forward_share", "not a percentage")
-    check_exercise_2(feed_forward, embedding)                  # swapped
+    check_exercise_2(feed_forward, embedding)  # swapped
     assert_rejected(capsys, "embedding_share", "gpt_parameter_breakdown")
-    gpt2 = gpt_parameter_breakdown(50257, 1024, 768, 12)       # GPT-2 small's shares instead of GPT-3's
+    gpt2 = gpt_parameter_breakdown(50257, 1024, 768, 12)  # GPT-2 small's shares instead of GPT-3's
     total = sum(gpt2.values())
     check_exercise_2(gpt2["token embedding"] / total, gpt2["feed-forward"] / total)
     assert_rejected(capsys, "embedding_share")
-    check_exercise_2(embedding, 0.5)                           # only the first is right
+    check_exercise_2(embedding, 0.5)  # only the first is right
     assert_rejected(capsys, "feed_forward_share")
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    ("0.0035", "should be a number"), (True, "should be a number"), (torch.tensor(0.0035), "should be a number"),
-    (float("nan"), "not a finite number"), (float("inf"), "not a finite number"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ("0.0035", "should be a number"),
+        (True, "should be a number"),
+        (torch.tensor(0.0035), "should be a number"),
+        (float("nan"), "not a finite number"),
+        (float("inf"), "not a finite number"),
+    ],
+)
 def test_check_exercise_2_rejects_wrong_types_without_raising(capsys, bad, fragment):
     _, feed_forward = gpt3_shares()
     check_exercise_2(bad, feed_forward)
@@ -266,15 +303,18 @@ def test_check_exercise_3_accepts_the_solution(capsys):
     assert out.startswith("Correct!") and "184,320" in out
 
 
-@pytest.mark.parametrize("flops, gpu_hours, fragment", [
-    (LLAMA_FLOPS, LLAMA_FLOPS / 156e12, "in seconds"),                        # forgot the 3,600
-    (LLAMA_FLOPS, LLAMA_FLOPS / 312e12 / 3600, "half of it"),                 # the peak, not the sustained rate
-    (LLAMA_FLOPS, 184_320, "0.5 * 312e12"),                                   # Meta's figure, not the estimate
-    (2 * 7e9 * 2e12, 2 * 7e9 * 2e12 / 156e12 / 3600, "6 * parameters"),       # forward pass only
-    (7e9 * 2e12, 1.0, "6 * parameters"),
-    ("8.4e22", 1.0, "should be a number"),
-    (LLAMA_FLOPS, float("nan"), "not a finite number"),
-])
+@pytest.mark.parametrize(
+    "flops, gpu_hours, fragment",
+    [
+        (LLAMA_FLOPS, LLAMA_FLOPS / 156e12, "in seconds"),  # forgot the 3,600
+        (LLAMA_FLOPS, LLAMA_FLOPS / 312e12 / 3600, "half of it"),  # the peak, not the sustained rate
+        (LLAMA_FLOPS, 184_320, "0.5 * 312e12"),  # Meta's figure, not the estimate
+        (2 * 7e9 * 2e12, 2 * 7e9 * 2e12 / 156e12 / 3600, "6 * parameters"),  # forward pass only
+        (7e9 * 2e12, 1.0, "6 * parameters"),
+        ("8.4e22", 1.0, "should be a number"),
+        (LLAMA_FLOPS, float("nan"), "not a finite number"),
+    ],
+)
 def test_check_exercise_3_rejects_typical_mistakes(capsys, flops, gpu_hours, fragment):
     check_exercise_3(flops, gpu_hours)
     out = verdict(capsys)
@@ -289,8 +329,13 @@ def test_check_exercise_3_reports_placeholders(capsys):
         assert_rejected(capsys, "Not answered yet")
 
 
-EPOCHS = {"Common Crawl (filtered)": 180 / 410, "WebText2": 66 / 19, "Books1": 24 / 12,
-          "Books2": 24 / 55, "Wikipedia": 9 / 3}   # billions of tokens drawn / available
+EPOCHS = {
+    "Common Crawl (filtered)": 180 / 410,
+    "WebText2": 66 / 19,
+    "Books1": 24 / 12,
+    "Books2": 24 / 55,
+    "Wikipedia": 9 / 3,
+}  # billions of tokens drawn / available
 
 
 def test_check_exercise_4_accepts_the_solution(capsys):
@@ -298,16 +343,19 @@ def test_check_exercise_4_accepts_the_solution(capsys):
     assert_correct(capsys)
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    ({**EPOCHS, "Wikipedia": 3.4}, "Wikipedia"),                          # the paper's own (inconsistent) figure
-    ({source: 1 / n for source, n in EPOCHS.items()}, "Divide the tokens drawn"),   # inverted
-    ({source: row["weight"] for source, row in GPT3_TRAINING_MIX.items()}, "Divide the tokens drawn"),
-    ({**EPOCHS, "Books1": "2"}, "should be a number"),
-    ({**EPOCHS, "Books1": None}, "should be a number"),
-    ({"WebText2": 3.47}, "exactly the keys"),
-    ({**EPOCHS, "arXiv": 1.0}, "exactly the keys"),
-    ([3.47], "exactly the keys"),
-])
+@pytest.mark.parametrize(
+    "wrong, fragment",
+    [
+        ({**EPOCHS, "Wikipedia": 3.4}, "Wikipedia"),  # the paper's own (inconsistent) figure
+        ({source: 1 / n for source, n in EPOCHS.items()}, "Divide the tokens drawn"),  # inverted
+        ({source: row["weight"] for source, row in GPT3_TRAINING_MIX.items()}, "Divide the tokens drawn"),
+        ({**EPOCHS, "Books1": "2"}, "should be a number"),
+        ({**EPOCHS, "Books1": None}, "should be a number"),
+        ({"WebText2": 3.47}, "exactly the keys"),
+        ({**EPOCHS, "arXiv": 1.0}, "exactly the keys"),
+        ([3.47], "exactly the keys"),
+    ],
+)
 def test_check_exercise_4_rejects_typical_mistakes(capsys, wrong, fragment):
     check_exercise_4(wrong)
     assert_rejected(capsys, fragment)
@@ -321,6 +369,7 @@ def test_check_exercise_4_reports_placeholders(capsys):
 
 # ---------------------------------------------------------------- glossary
 
+
 def test_glossary_has_at_least_25_complete_terms():
     terms = glossary(1)
     assert len(terms) >= 25
@@ -331,9 +380,14 @@ def test_glossary_has_at_least_25_complete_terms():
 
 def test_glossary_has_the_terms_the_course_relies_on():
     pairs = {(t.korean, t.english) for t in glossary(1)}
-    for korean, english in [("대규모 언어 모델", "large language model (LLM)"), ("사전 학습", "pretraining"),
-                            ("미세 조정", "fine-tuning"), ("자기 지도 학습", "self-supervised learning"),
-                            ("창발적 행동", "emergent behavior"), ("토큰화", "tokenization")]:
+    for korean, english in [
+        ("대규모 언어 모델", "large language model (LLM)"),
+        ("사전 학습", "pretraining"),
+        ("미세 조정", "fine-tuning"),
+        ("자기 지도 학습", "self-supervised learning"),
+        ("창발적 행동", "emergent behavior"),
+        ("토큰화", "tokenization"),
+    ]:
         assert (korean, english) in pairs
 
 

@@ -12,14 +12,31 @@ from collections import Counter
 import pytest
 import tiktoken
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ch02_tokenization.tokenization import (
-    GPT2_SPLIT_PATTERN, LETTER_RANGES, NUMBER_RANGES, SPACE_RANGES, bpe_encode_piece, class_body, gpt2_byte_alphabet,
-    learn_merges, merge_pair, pretokenize, repair_surrogates,
+    GPT2_SPLIT_PATTERN,
+    LETTER_RANGES,
+    NUMBER_RANGES,
+    SPACE_RANGES,
+    bpe_encode_piece,
+    class_body,
+    gpt2_byte_alphabet,
+    learn_merges,
+    merge_pair,
+    pretokenize,
+    repair_surrogates,
 )
 from shared import (
-    BPETokenizer, GPTDataset, SimpleTokenizerV1, SimpleTokenizerV2, create_dataloader, fetch, gpt2_encoding, set_seed,
+    BPETokenizer,
+    GPTDataset,
+    SimpleTokenizerV1,
+    SimpleTokenizerV2,
+    create_dataloader,
+    fetch,
+    gpt2_encoding,
+    set_seed,
 )
 
 EOT = "<|endoftext|>"
@@ -59,6 +76,7 @@ def small_bpe(verdict):
 
 # --- word tokenizers ---------------------------------------------------------------------------
 
+
 def test_simple_tokenizer_v1_round_trips_the_tokens(verdict):
     vocab = {token: i for i, token in enumerate(sorted(set(SimpleTokenizerV1.split(verdict))))}
     tokenizer = SimpleTokenizerV1(vocab)
@@ -66,8 +84,10 @@ def test_simple_tokenizer_v1_round_trips_the_tokens(verdict):
     ids = tokenizer.encode(passage)
     assert [tokenizer.id_to_str[i] for i in ids] == SimpleTokenizerV1.split(passage)
     assert SimpleTokenizerV1.split(tokenizer.decode(ids)) == SimpleTokenizerV1.split(passage)
-    assert tokenizer.decode(tokenizer.encode("it was no great surprise, (Though I) thought--so.")) == \
-        "it was no great surprise, (Though I) thought--so."
+    assert (
+        tokenizer.decode(tokenizer.encode("it was no great surprise, (Though I) thought--so."))
+        == "it was no great surprise, (Though I) thought--so."
+    )
 
 
 def test_simple_tokenizer_v1_names_the_unknown_word():
@@ -89,6 +109,7 @@ def test_simple_tokenizer_v2_requires_its_special_tokens():
 
 
 # --- BPE: GPT-2's vocabulary reproduces tiktoken ------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["the-verdict", "tinyshakespeare"])
 def test_from_gpt2_equals_tiktoken_on_corpora(name, gpt2, gpt2_bpe):
@@ -140,8 +161,9 @@ def test_gpt2_byte_alphabet_is_the_files_spelling():
 
 # Random Unicode text rarely contains the runs of spaces, contractions and digits that the
 # pre-tokenizer treats specially, so a second strategy draws from an alphabet rich in them.
-tricky_text = st.lists(st.sampled_from(list(" \n\t\r's12abAB,.-안녕🙂é") + ["'ll", "'re", "  ", EOT]),
-                       max_size=40).map("".join)
+tricky_text = st.lists(st.sampled_from(list(" \n\t\r's12abAB,.-안녕🙂é") + ["'ll", "'re", "  ", EOT]), max_size=40).map(
+    "".join
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -171,8 +193,9 @@ def tiktoken_class(pattern: str) -> str:
     tiktoken keeps only the text its pattern matches, so an encoding whose pattern is the class
     alone and whose tokens are the 256 bytes returns exactly the UTF-8 bytes of those code points.
     """
-    probe = tiktoken.Encoding(name="class-probe", pat_str=pattern,
-                              mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={})
+    probe = tiktoken.Encoding(
+        name="class-probe", pat_str=pattern, mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={}
+    )
     return bytes(probe.encode_ordinary(ALL_CODE_POINTS)).decode("utf-8")
 
 
@@ -190,7 +213,9 @@ def tiktoken_class_ranges(pattern: str) -> str:
     return " ".join(f"{a:x}" if a == b else f"{a:x}-{b:x}" for a, b in runs)
 
 
-@pytest.mark.parametrize("ranges, pattern", [(LETTER_RANGES, r"\p{L}"), (NUMBER_RANGES, r"\p{N}"), (SPACE_RANGES, r"\s")])
+@pytest.mark.parametrize(
+    "ranges, pattern", [(LETTER_RANGES, r"\p{L}"), (NUMBER_RANGES, r"\p{N}"), (SPACE_RANGES, r"\s")]
+)
 def test_unicode_classes_are_tiktokens(ranges, pattern):
     expected = tiktoken_class_ranges(pattern)
     assert " ".join(ranges.split()) == expected, f"regenerate the table for {pattern}: tiktoken now has {expected}"
@@ -216,18 +241,22 @@ ASSIGNED_PLANES = [cp for cp in (*range(0x40000), *range(0xE0000, 0xE1000)) if n
 def test_from_gpt2_equals_tiktoken_on_every_code_point(gpt2, gpt2_bpe):
     tokenizer = BPETokenizer(gpt2_bpe.merges, gpt2_bpe.special_tokens, gpt2_bpe.byte_order)  # keep the shared cache
     for start in range(0, len(ASSIGNED_PLANES), 4096):
-        chunk = ASSIGNED_PLANES[start:start + 4096]
+        chunk = ASSIGNED_PLANES[start : start + 4096]
         text = "".join(map(code_point_probes, chunk))
         if tokenizer.encode(text) != gpt2.encode(text):
-            differ = [f"U+{cp:04X}" for cp in chunk
-                      if tokenizer.encode(code_point_probes(cp)) != gpt2.encode(code_point_probes(cp))]
+            differ = [
+                f"U+{cp:04X}"
+                for cp in chunk
+                if tokenizer.encode(code_point_probes(cp)) != gpt2.encode(code_point_probes(cp))
+            ]
             pytest.fail(f"{len(differ)} code points encode differently from tiktoken: {differ[:20]}")
 
 
 def test_published_pattern_in_tiktokens_engine_equals_tiktoken(gpt2):
     """GPT2_SPLIT_PATTERN, the form the notebook explains, cuts like tiktoken's own form of it."""
-    published = tiktoken.Encoding(name="gpt2-published", pat_str=GPT2_SPLIT_PATTERN,
-                                  mergeable_ranks=gpt2._mergeable_ranks, special_tokens={})
+    published = tiktoken.Encoding(
+        name="gpt2-published", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=gpt2._mergeable_ranks, special_tokens={}
+    )
     text = "".join(map(code_point_probes, ASSIGNED_PLANES)) + MIXED + " 'S'll \n\n x  \t 12"
     assert published.encode(text) == gpt2.encode(text)
 
@@ -239,18 +268,22 @@ def test_repair_surrogates_joins_pairs_and_replaces_lone_ones():
     assert repair_surrogates("\udc4d\ud83d") == "\ufffd\ufffd"  # low before high is no pair
 
 
-@pytest.mark.parametrize("text", [
-    "\ud83d\udc4d",  # a pair: the UTF-16 spelling of 👍
-    "\ud83d",  # a lone high surrogate
-    "\udc4d",  # a lone low surrogate
-    "I like it \ud83d\udc4d, alone \ud83d and \udc4d, x\udc4d\ud83dy, 'sb\ud83d's \ud83d\ud83d\udc4d 12",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ud83d\udc4d",  # a pair: the UTF-16 spelling of 👍
+        "\ud83d",  # a lone high surrogate
+        "\udc4d",  # a lone low surrogate
+        "I like it \ud83d\udc4d, alone \ud83d and \udc4d, x\udc4d\ud83dy, 'sb\ud83d's \ud83d\ud83d\udc4d 12",
+    ],
+)
 def test_surrogates_are_repaired_like_tiktoken(text, gpt2, gpt2_bpe):
     ids = gpt2_bpe.encode(text)
     assert ids == gpt2.encode(text)
     assert gpt2_bpe.decode(ids) == gpt2.decode(ids) == repair_surrogates(text)
-    assert gpt2_bpe.encode(f"{EOT}{text}{EOT}", allowed_special="all") == \
-        gpt2.encode(f"{EOT}{text}{EOT}", allowed_special="all")
+    assert gpt2_bpe.encode(f"{EOT}{text}{EOT}", allowed_special="all") == gpt2.encode(
+        f"{EOT}{text}{EOT}", allowed_special="all"
+    )
 
 
 def test_surrogate_pair_is_the_character(gpt2, gpt2_bpe):
@@ -268,8 +301,16 @@ def test_training_repairs_surrogates():
 high_surrogate = st.characters(categories=["Cs"], min_codepoint=0xD800, max_codepoint=0xDBFF)
 low_surrogate = st.characters(categories=["Cs"], min_codepoint=0xDC00, max_codepoint=0xDFFF)
 # lone surrogates, pairs and ordinary characters, mixed in equal shares
-surrogate_text = st.lists(st.one_of(high_surrogate, low_surrogate, st.tuples(high_surrogate, low_surrogate).map("".join),
-                                    st.characters(), st.sampled_from(" 'sa1\n")), max_size=30).map("".join)
+surrogate_text = st.lists(
+    st.one_of(
+        high_surrogate,
+        low_surrogate,
+        st.tuples(high_surrogate, low_surrogate).map("".join),
+        st.characters(),
+        st.sampled_from(" 'sa1\n"),
+    ),
+    max_size=30,
+).map("".join)
 
 
 @settings(max_examples=200, deadline=None)
@@ -282,13 +323,13 @@ def test_text_with_surrogates_equals_tiktoken(gpt2, gpt2_bpe, text):
 
 def naive_rank_merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     """The definition: merge the neighbouring pair of lowest rank (leftmost on ties), rescanning."""
-    parts = [piece[i:i + 1] for i in range(len(piece))]
+    parts = [piece[i : i + 1] for i in range(len(piece))]
     while True:
         candidates = [(ranks[a + b], i) for i, (a, b) in enumerate(zip(parts, parts[1:])) if a + b in ranks]
         if not candidates:
             return [ranks[p] for p in parts]
         _, i = min(candidates)
-        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
 
 
 @settings(max_examples=200, deadline=None)
@@ -298,6 +339,7 @@ def test_heap_encoding_equals_the_rank_definition(gpt2_bpe, piece):
 
 
 # --- BPE: training -----------------------------------------------------------------------------
+
 
 def test_merge_pair_replaces_left_to_right_without_overlap():
     assert merge_pair([1, 1, 1, 2, 1, 1], (1, 1), 9) == [9, 1, 2, 9]
@@ -405,6 +447,7 @@ def test_bad_vocabularies_and_ids_are_errors(small_bpe):
 
 # --- the sliding-window data set -----------------------------------------------------------------
 
+
 def test_first_batch_of_the_verdict(verdict):
     loader = create_dataloader(verdict, batch_size=8, context_length=4, stride=4, shuffle=False)
     inputs, targets = next(iter(loader))
@@ -413,8 +456,8 @@ def test_first_batch_of_the_verdict(verdict):
     assert inputs[0].tolist() == [40, 367, 2885, 1464]  # "I HAD always" in GPT-2 ids
     ids = gpt2_encoding().encode(verdict)
     for row in range(8):  # stride 4: window k starts at token 4k; targets are shifted by one
-        assert inputs[row].tolist() == ids[4 * row:4 * row + 4]
-        assert targets[row].tolist() == ids[4 * row + 1:4 * row + 5]
+        assert inputs[row].tolist() == ids[4 * row : 4 * row + 4]
+        assert targets[row].tolist() == ids[4 * row + 1 : 4 * row + 5]
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 4, 5, 7, 256, 5000])
@@ -425,8 +468,8 @@ def test_window_count_and_content(stride, verdict):
     assert len(dataset) == len(starts)
     for k in (0, len(dataset) - 1):
         inputs, targets = dataset[k]
-        assert inputs.tolist() == ids[starts[k]:starts[k] + 4]
-        assert targets.tolist() == ids[starts[k] + 1:starts[k] + 5]
+        assert inputs.tolist() == ids[starts[k] : starts[k] + 4]
+        assert targets.tolist() == ids[starts[k] + 1 : starts[k] + 5]
     with pytest.raises(IndexError):
         dataset[len(dataset)]
 
@@ -448,14 +491,18 @@ def test_shuffling_is_reproducible_with_a_seed(verdict):
     def first_batch():
         set_seed(123)
         return next(iter(create_dataloader(verdict, batch_size=4, context_length=8, stride=8)))[0]
+
     assert torch.equal(first_batch(), first_batch())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(context_length=256, stride=1), r"has 5 tokens.*context_length \+ 1 = 257"),
-    (dict(context_length=4, stride=0), "stride must be at least 1"),
-    (dict(context_length=0, stride=1), "context_length must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(context_length=256, stride=1), r"has 5 tokens.*context_length \+ 1 = 257"),
+        (dict(context_length=4, stride=0), "stride must be at least 1"),
+        (dict(context_length=0, stride=1), "context_length must be at least 1"),
+    ],
+)
 def test_bad_windows_are_errors_that_give_the_numbers(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GPTDataset("A very short text.", **kwargs)  # 5 GPT-2 tokens
@@ -484,20 +531,26 @@ def correct(n_tokens, context_length, stride):
     return (n_tokens - context_length - 1) // stride + 1
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (correct, "Correct!"),
-    (lambda n, c, s: len(range(0, n - c, s)), "Correct!"),  # counting the start positions is a derivation too
-    (None, "Not answered"),
-    (lambda n, c, s: None, "Not answered"),
-    (42, "function itself"),
-    (lambda n, c, s: (n - c) // s, "Not yet"),  # forgets the target token after the window
-    (lambda n, c, s: (n - c - 1) // s, "Not yet"),  # forgets window 0
-    (lambda n, c, s: n // s, "Not yet"),
-    (lambda n, c, s: (n - c - 1) / s + 1, "is an int"),  # true division
-    (lambda n, c, s: 1 / 0, "raised ZeroDivisionError"),
-    (lambda n, c, s: len(GPTDataset(list(range(n)), c, s)), "uses GPTDataset"),  # the shortcut
-    (lambda n, c, s: len(create_dataloader(list(range(n)), 1, c, s, drop_last=False).dataset), "uses create_dataloader"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (correct, "Correct!"),
+        (lambda n, c, s: len(range(0, n - c, s)), "Correct!"),  # counting the start positions is a derivation too
+        (None, "Not answered"),
+        (lambda n, c, s: None, "Not answered"),
+        (42, "function itself"),
+        (lambda n, c, s: (n - c) // s, "Not yet"),  # forgets the target token after the window
+        (lambda n, c, s: (n - c - 1) // s, "Not yet"),  # forgets window 0
+        (lambda n, c, s: n // s, "Not yet"),
+        (lambda n, c, s: (n - c - 1) / s + 1, "is an int"),  # true division
+        (lambda n, c, s: 1 / 0, "raised ZeroDivisionError"),
+        (lambda n, c, s: len(GPTDataset(list(range(n)), c, s)), "uses GPTDataset"),  # the shortcut
+        (
+            lambda n, c, s: len(create_dataloader(list(range(n)), 1, c, s, drop_last=False).dataset),
+            "uses create_dataloader",
+        ),
+    ],
+)
 def test_check_exercise_1(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_1, answer)
     assert expected in out and ("Correct!" in out) == (expected == "Correct!")
@@ -517,34 +570,40 @@ def most_frequent_pair_without_overlaps(ids):
     return min(counts, key=lambda pair: (-counts[pair], pair))
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (most_frequent_pair_solution, "Correct!"),
-    (None, "Not answered"),
-    (lambda ids: None, "Not answered"),
-    (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][0], "Not yet"),  # ties go to the pair seen first
-    (lambda ids: max(Counter(zip(ids, ids[1:])).items(), key=lambda kv: (kv[1], kv[0]))[0], "Not yet"),  # largest
-    (most_frequent_pair_without_overlaps, "Not yet"),
-    (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][1], "a tuple of two ids"),  # the count, not the pair
-    (lambda ids: "aa", "a tuple of two ids"),
-    (lambda ids: learn_merges({bytes(ids): 1}, 1)[0], "raised ValueError"),  # bytes only: ids above 255 break it
-    ("(97, 97)", "function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (most_frequent_pair_solution, "Correct!"),
+        (None, "Not answered"),
+        (lambda ids: None, "Not answered"),
+        (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][0], "Not yet"),  # ties go to the pair seen first
+        (lambda ids: max(Counter(zip(ids, ids[1:])).items(), key=lambda kv: (kv[1], kv[0]))[0], "Not yet"),  # largest
+        (most_frequent_pair_without_overlaps, "Not yet"),
+        (lambda ids: Counter(zip(ids, ids[1:])).most_common(1)[0][1], "a tuple of two ids"),  # the count, not the pair
+        (lambda ids: "aa", "a tuple of two ids"),
+        (lambda ids: learn_merges({bytes(ids): 1}, 1)[0], "raised ValueError"),  # bytes only: ids above 255 break it
+        ("(97, 97)", "function itself"),
+    ],
+)
 def test_check_exercise_2(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_2, answer)
     assert expected in out and ("Correct!" in out) == (expected == "Correct!")
 
 
-@pytest.mark.parametrize("answer, expected", [
-    ([b"lo", b"low", b" low"], "Correct!"),
-    (["lo", "low", " low"], "Correct!"),
-    (None, "Not answered"),
-    ([b"ow", b"low", b" low"], "merge 1 is off"),  # tie broken the wrong way
-    ([b"lo", b"low", b"lowe"], "merge 3 is off"),  # tie broken the wrong way
-    ([b"lo", b"low", b"w l"], "merge 3 is off"),  # a merge across pre-tokens
-    ([b"lo", b"low"], "exactly three"),
-    (5, "a list of three tokens"),
-    ([108, 111, 119], "a list of three tokens"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ([b"lo", b"low", b" low"], "Correct!"),
+        (["lo", "low", " low"], "Correct!"),
+        (None, "Not answered"),
+        ([b"ow", b"low", b" low"], "merge 1 is off"),  # tie broken the wrong way
+        ([b"lo", b"low", b"lowe"], "merge 3 is off"),  # tie broken the wrong way
+        ([b"lo", b"low", b"w l"], "merge 3 is off"),  # a merge across pre-tokens
+        ([b"lo", b"low"], "exactly three"),
+        (5, "a list of three tokens"),
+        ([108, 111, 119], "a list of three tokens"),
+    ],
+)
 def test_check_exercise_3(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_3, answer)
     assert expected in out and ("Correct!" in out) == (expected == "Correct!")
@@ -554,29 +613,37 @@ def one_hot_solution(ids, weight):
     return torch.nn.functional.one_hot(ids, num_classes=weight.shape[0]).to(weight.dtype) @ weight
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (one_hot_solution, "Correct!"),
-    (lambda ids, w: torch.einsum("btv,vd->btd", torch.nn.functional.one_hot(ids, w.shape[0]).float(), w), "Correct!"),
-    (None, "Not answered"),
-    (lambda ids, w: None, "Not answered"),
-    (lambda ids, w: w[ids], "reads rows of weight"),  # the shortcut the exercise forbids
-    (lambda ids, w: torch.nn.functional.embedding(ids, w), "reads rows of weight"),
-    (lambda ids, w: w.index_select(0, ids.flatten()).view(*ids.shape, -1), "reads rows of weight"),
-    (lambda ids, w: torch.nn.Embedding.from_pretrained(w)(ids), "reads rows of weight"),
-    (lambda ids, w: torch.stack([torch.stack([w[i] for i in row]) for row in ids]), "reads rows of weight"),
-    (lambda ids, w: (torch.nn.functional.one_hot(ids, 10).float() @ w) * 0 + w[ids], "reads rows of weight"),
-    (lambda ids, w: torch.nn.functional.one_hot(ids).float() @ w, "raised RuntimeError"),  # one-hot too short
-    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]) @ w, "raised RuntimeError"),  # integer one-hot
-    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ w.T.T[:, :3], "reads rows"),
-    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float().sum(-1, keepdim=True) @ w[:1] * 0,
-     "reads rows"),
-    (lambda ids, w: torch.zeros(*ids.shape, w.shape[1]), "never enters a matrix product"),
-    (lambda ids, w: (torch.nn.functional.one_hot(ids, w.shape[0]).float() @ w).transpose(0, 1), "expected shape"),
-    (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ (w + 1), "values differ"),
-    (lambda ids, w: [[0.0]], "return a tensor"),
-    (lambda ids, w: 1 / 0, "raised ZeroDivisionError"),
-    ("w[ids]", "function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (one_hot_solution, "Correct!"),
+        (
+            lambda ids, w: torch.einsum("btv,vd->btd", torch.nn.functional.one_hot(ids, w.shape[0]).float(), w),
+            "Correct!",
+        ),
+        (None, "Not answered"),
+        (lambda ids, w: None, "Not answered"),
+        (lambda ids, w: w[ids], "reads rows of weight"),  # the shortcut the exercise forbids
+        (lambda ids, w: torch.nn.functional.embedding(ids, w), "reads rows of weight"),
+        (lambda ids, w: w.index_select(0, ids.flatten()).view(*ids.shape, -1), "reads rows of weight"),
+        (lambda ids, w: torch.nn.Embedding.from_pretrained(w)(ids), "reads rows of weight"),
+        (lambda ids, w: torch.stack([torch.stack([w[i] for i in row]) for row in ids]), "reads rows of weight"),
+        (lambda ids, w: (torch.nn.functional.one_hot(ids, 10).float() @ w) * 0 + w[ids], "reads rows of weight"),
+        (lambda ids, w: torch.nn.functional.one_hot(ids).float() @ w, "raised RuntimeError"),  # one-hot too short
+        (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]) @ w, "raised RuntimeError"),  # integer one-hot
+        (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ w.T.T[:, :3], "reads rows"),
+        (
+            lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float().sum(-1, keepdim=True) @ w[:1] * 0,
+            "reads rows",
+        ),
+        (lambda ids, w: torch.zeros(*ids.shape, w.shape[1]), "never enters a matrix product"),
+        (lambda ids, w: (torch.nn.functional.one_hot(ids, w.shape[0]).float() @ w).transpose(0, 1), "expected shape"),
+        (lambda ids, w: torch.nn.functional.one_hot(ids, w.shape[0]).float() @ (w + 1), "values differ"),
+        (lambda ids, w: [[0.0]], "return a tensor"),
+        (lambda ids, w: 1 / 0, "raised ZeroDivisionError"),
+        ("w[ids]", "function itself"),
+    ],
+)
 def test_check_exercise_4(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_4, answer)
     assert expected in out and ("Correct!" in out) == (expected == "Correct!")
@@ -587,18 +654,21 @@ def token_pieces_solution(text):
     return [gpt2.decode([i]) for i in gpt2.encode(text)]
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (token_pieces_solution, "Correct!"),
-    (None, "Not answered"),
-    (lambda text: None, "Not answered"),
-    (lambda text: gpt2_encoding().encode(text), "list of strings"),  # the ids, not their text
-    (lambda text: [text], "Not yet: for 'Akwirw ier'"),  # one piece: decoding all ids at once
-    (list, "Not yet: for 'Akwirw ier'"),  # characters
-    (str.split, "Not yet: for 'Akwirw ier'"),  # words
-    (lambda text: "".join(token_pieces_solution(text)), "list of strings"),
-    (lambda text: 1 / 0, "raised ZeroDivisionError"),
-    (["Ak", "w"], "function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (token_pieces_solution, "Correct!"),
+        (None, "Not answered"),
+        (lambda text: None, "Not answered"),
+        (lambda text: gpt2_encoding().encode(text), "list of strings"),  # the ids, not their text
+        (lambda text: [text], "Not yet: for 'Akwirw ier'"),  # one piece: decoding all ids at once
+        (list, "Not yet: for 'Akwirw ier'"),  # characters
+        (str.split, "Not yet: for 'Akwirw ier'"),  # words
+        (lambda text: "".join(token_pieces_solution(text)), "list of strings"),
+        (lambda text: 1 / 0, "raised ZeroDivisionError"),
+        (["Ak", "w"], "function itself"),
+    ],
+)
 def test_check_exercise_5(capsys, answer, expected):
     out = check_says(capsys, checks.check_exercise_5, answer)
     assert expected in out and ("Correct!" in out) == (expected == "Correct!")
@@ -607,6 +677,7 @@ def test_check_exercise_5(capsys, answer, expected):
 def test_exercise_1_formula_is_not_given_away_before_the_exercise():
     """The chapter states the rule (window k starts at k * stride) but leaves the formula to exercise 1."""
     from pathlib import Path
+
     notebook = json.loads((Path(__file__).parent.parent / "ch02_tokenization" / "tokenization.ipynb").read_text())
     before = []
     for cell in notebook["cells"]:
@@ -652,23 +723,30 @@ def test_korean_corpus_names_a_missing_catalogue():
         checks.korean_prose("ch99_missing/missing.md")
 
 
-@pytest.mark.parametrize("function, expected", [
-    (ratio_solution, "Correct!"),
-    (None, "Not answered"),
-    (lambda tok, text: None, "Not answered"),
-    ("3.2", "function itself"),
-    (lambda tok, text: len(tok.encode(text)) / len(text), "counts every character"),
-    (lambda tok, text: len(tok.encode(text)) / len(text.replace(" ", "")), "except spaces"),
-    (lambda tok, text: len(tok.encode(text)) / len(text.encode("utf-8")), "tokens per byte"),
-    (lambda tok, text: syllables_solution(text) / len(tok.encode(text)), "upside down"),
-    (lambda tok, text: len(tok.encode(text)), "number of tokens"),
-    # jamo (ㅋ) counted as syllables
-    (lambda tok, text: len(tok.encode(text)) / sum("\u3131" <= c <= "\u318e" or "\uac00" <= c <= "\ud7a3" for c in text),
-     "not jamo"),
-    (lambda tok, text: tok.encode(text), "as a number"),
-    (lambda tok, text: ratio_solution(gpt2_encoding(), text), "expected"),  # ignores the tokenizer it is given
-    (lambda tok, text: 1 / 0, "raised ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "function, expected",
+    [
+        (ratio_solution, "Correct!"),
+        (None, "Not answered"),
+        (lambda tok, text: None, "Not answered"),
+        ("3.2", "function itself"),
+        (lambda tok, text: len(tok.encode(text)) / len(text), "counts every character"),
+        (lambda tok, text: len(tok.encode(text)) / len(text.replace(" ", "")), "except spaces"),
+        (lambda tok, text: len(tok.encode(text)) / len(text.encode("utf-8")), "tokens per byte"),
+        (lambda tok, text: syllables_solution(text) / len(tok.encode(text)), "upside down"),
+        (lambda tok, text: len(tok.encode(text)), "number of tokens"),
+        # jamo (ㅋ) counted as syllables
+        (
+            lambda tok, text: (
+                len(tok.encode(text)) / sum("\u3131" <= c <= "\u318e" or "\uac00" <= c <= "\ud7a3" for c in text)
+            ),
+            "not jamo",
+        ),
+        (lambda tok, text: tok.encode(text), "as a number"),
+        (lambda tok, text: ratio_solution(gpt2_encoding(), text), "expected"),  # ignores the tokenizer it is given
+        (lambda tok, text: 1 / 0, "raised ZeroDivisionError"),
+    ],
+)
 def test_check_exercise_6_the_function(capsys, korean_bpe, korean_parts, function, expected):
     held_out = korean_parts[1]
     ratios = (ratio_solution(gpt2_encoding(), held_out), ratio_solution(korean_bpe, held_out))
@@ -681,8 +759,9 @@ def test_check_exercise_6_the_measurement(capsys, korean_bpe, korean_parts):
     gpt2 = gpt2_encoding()
 
     def says(tokenizer, gpt2_ratio, korean_ratio):
-        return check_says(capsys, lambda f: checks.check_exercise_6(f, tokenizer, gpt2_ratio, korean_ratio),
-                          ratio_solution)
+        return check_says(
+            capsys, lambda f: checks.check_exercise_6(f, tokenizer, gpt2_ratio, korean_ratio), ratio_solution
+        )
 
     right = ratio_solution(gpt2, held_out), ratio_solution(korean_bpe, held_out)
     assert "Correct!" in says(korean_bpe, *right)

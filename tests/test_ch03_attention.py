@@ -231,8 +231,11 @@ def Minimal(tmp_path_factory):
 
     The cell goes into a module file, so that `inspect` can read its source for the diff."""
     cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
-    (source,) = ["".join(c["source"]) for c in cells
-                 if c["cell_type"] == "code" and "class MinimalMultiHeadAttention(" in "".join(c["source"])]
+    (source,) = [
+        "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "code" and "class MinimalMultiHeadAttention(" in "".join(c["source"])
+    ]
     path = tmp_path_factory.mktemp("notebook") / "minimal_mha.py"
     path.write_text("import torch\nimport torch.nn as nn\n\n" + source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("minimal_mha", path)
@@ -270,7 +273,9 @@ def test_minimal_equals_wrapper(Minimal):
 
 def test_minimal_version_is_about_25_lines(Minimal):
     lines = code_diff(torch.nn.Module, Minimal)  # every line counts as added
-    code = [line for line in lines if line.startswith("+ ") and line[2:].strip() and not line[2:].strip().startswith("#")]
+    code = [
+        line for line in lines if line.startswith("+ ") and line[2:].strip() and not line[2:].strip().startswith("#")
+    ]
     assert 20 <= len(code) <= 30, len(code)
 
 
@@ -338,12 +343,15 @@ def attention_forward_solution(layer, x, scale=True, mask=True, transpose=True, 
     return layer.out_proj(context) if project else context
 
 
-@pytest.mark.parametrize("mistake, message", [
-    (dict(scale=False), "not scaled"),
-    (dict(mask=False), "future is not masked"),
-    (dict(transpose=False), "heads are split wrongly"),
-    (dict(project=False), "output projection is missing"),
-])
+@pytest.mark.parametrize(
+    "mistake, message",
+    [
+        (dict(scale=False), "not scaled"),
+        (dict(mask=False), "future is not masked"),
+        (dict(transpose=False), "heads are split wrongly"),
+        (dict(project=False), "output projection is missing"),
+    ],
+)
 def test_exercise_2_rejects_typical_mistakes(capsys, mistake, message):
     out = verdict(capsys, checks.check_exercise_2, lambda layer, x: attention_forward_solution(layer, x, **mistake))
     assert message in out and "Correct!" not in out
@@ -356,8 +364,9 @@ def test_exercise_2_solution_passes(capsys):
 def sdpa_shortcut(layer, x):
     b, T, _ = x.shape
     split = lambda t: t.view(b, T, layer.num_heads, layer.head_dim).transpose(1, 2)  # noqa: E731
-    context = F.scaled_dot_product_attention(split(layer.W_query(x)), split(layer.W_key(x)), split(layer.W_value(x)),
-                                             is_causal=True)
+    context = F.scaled_dot_product_attention(
+        split(layer.W_query(x)), split(layer.W_key(x)), split(layer.W_value(x)), is_causal=True
+    )
     return layer.out_proj(context.transpose(1, 2).reshape(b, T, layer.d_out))
 
 
@@ -373,7 +382,9 @@ def test_exercise_2_rejects_shortcuts(capsys):
     out = verdict(capsys, checks.check_exercise_2, sdpa_shortcut)  # correct result, through SDPA
     assert "scaled_dot_product_attention" in out and "forbids" in out and "Correct!" not in out
     for train in (False, True):  # PyTorch's own layer, on its fast path (eval) and its Python path (train)
-        out = verdict(capsys, checks.check_exercise_2, lambda layer, x: torch_mha_shortcut(layer, x, train))
+        out = verdict(
+            capsys, checks.check_exercise_2, lambda layer, x, train=train: torch_mha_shortcut(layer, x, train)
+        )
         assert "forbids" in out and "Correct!" not in out
     assert F.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention  # the check put them back
 
@@ -397,7 +408,9 @@ def test_exercise_3(capsys):
     shrunk = torch.nn.Sequential(wrapper(4, 2), torch.nn.Linear(4, 2))  # a layer added after it: the shortcut
     assert "do not add layers" in verdict(capsys, checks.check_exercise_3, shrunk, 1, BATCH)
     assert "do not add layers" in verdict(capsys, checks.check_exercise_3, MultiHeadAttentionWrapper, 1, BATCH)
-    assert "do not add layers" in verdict(capsys, checks.check_exercise_3, make_mha(d_in=3, d_out=2, num_heads=2), 1, BATCH)
+    assert "do not add layers" in verdict(
+        capsys, checks.check_exercise_3, make_mha(d_in=3, d_out=2, num_heads=2), 1, BATCH
+    )
     assert "head_width = 2?" in verdict(capsys, checks.check_exercise_3, wrapper(2, 2), 2, BATCH)
     assert "should be an integer" in verdict(capsys, checks.check_exercise_3, wrapper(2, 2), True, BATCH)
     assert "should be an integer" in verdict(capsys, checks.check_exercise_3, wrapper(2, 2), "1", BATCH)
@@ -442,31 +455,53 @@ def test_exercise_5(capsys):
     assert "top-left corner" in verdict(capsys, checks.check_exercise_5, top_left)
     square = lambda c, n: torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)  # noqa: E731
     assert "one column per position" in verdict(capsys, checks.check_exercise_5, square)
-    assert "Expected a bool tensor" in verdict(capsys, checks.check_exercise_5, lambda c, n: offset_mask_solution(c, n).float())
+    assert "Expected a bool tensor" in verdict(
+        capsys, checks.check_exercise_5, lambda c, n: offset_mask_solution(c, n).float()
+    )
     assert "raised" in verdict(capsys, checks.check_exercise_5, lambda c, n: c / 0)
     assert "function itself" in verdict(capsys, checks.check_exercise_5, "mask")
 
 
-@pytest.mark.parametrize("shortcut", [
-    lambda c, n: SMALL_MHA.mask[c : c + n, : c + n],          # the buffer of a layer in the notebook
-    lambda c, n: BIG_MHA.mask[c : c + n, : c + n],            # a buffer long enough for every test size
-    lambda c, n: getattr(BIG_MHA, "mask")[c : c + n, : c + n],
-    lambda c, n: (lambda m: m.mask[c : c + n, : c + n])(BIG_MHA),
-], ids=["small-buffer", "big-buffer", "getattr", "nested"])
+@pytest.mark.parametrize(
+    "shortcut",
+    [
+        lambda c, n: SMALL_MHA.mask[c : c + n, : c + n],  # the buffer of a layer in the notebook
+        lambda c, n: BIG_MHA.mask[c : c + n, : c + n],  # a buffer long enough for every test size
+        lambda c, n: BIG_MHA.mask[c : c + n, : c + n],
+        lambda c, n: (lambda m: m.mask[c : c + n, : c + n])(BIG_MHA),
+    ],
+    ids=["small-buffer", "big-buffer", "getattr", "nested"],
+)
 def test_exercise_5_rejects_slicing_the_buffer(capsys, shortcut):
     out = verdict(capsys, checks.check_exercise_5, shortcut)
     assert "shortcut" in out and "Correct!" not in out
 
 
-WEIRD_ANSWERS = [1, "answer", [], object(), torch.zeros(3), lambda *args: 1 / 0, lambda *args: "text",
-                 lambda *args: torch.zeros(2, 2), torch.nn.Linear(3, 2)]
+WEIRD_ANSWERS = [
+    1,
+    "answer",
+    [],
+    object(),
+    torch.zeros(3),
+    lambda *args: 1 / 0,
+    lambda *args: "text",
+    lambda *args: torch.zeros(2, 2),
+    torch.nn.Linear(3, 2),
+]
 
 
 @pytest.mark.parametrize("answer", WEIRD_ANSWERS, ids=lambda a: type(a).__name__)
-@pytest.mark.parametrize("check, extra", [
-    (checks.check_exercise_1, (INPUTS,)), (checks.check_exercise_2, ()), (checks.check_exercise_3, (1, BATCH)),
-    (checks.check_exercise_4, ()), (checks.check_exercise_5, ()),
-], ids=["ex1", "ex2", "ex3", "ex4", "ex5"])
+@pytest.mark.parametrize(
+    "check, extra",
+    [
+        (checks.check_exercise_1, (INPUTS,)),
+        (checks.check_exercise_2, ()),
+        (checks.check_exercise_3, (1, BATCH)),
+        (checks.check_exercise_4, ()),
+        (checks.check_exercise_5, ()),
+    ],
+    ids=["ex1", "ex2", "ex3", "ex4", "ex5"],
+)
 def test_checks_never_raise_and_reject_odd_answers(capsys, check, extra, answer):
     out = verdict(capsys, check, answer, *extra)
     assert out.strip() and "Correct!" not in out

@@ -11,15 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from shared import GPT_CONFIGS, GPTConfig, GPTModel, MultiHeadAttention, generate_text_simple
-from ch04_gpt_model.gpt_model import (
-    GELU,
-    FeedForward,
-    LayerNorm,
-    TransformerBlock,
-    count_parameters,
-)
-from ch04_gpt_model.figures import show_diff
 from ch04_gpt_model.checks import (
     check_exercise_1,
     check_exercise_2,
@@ -27,6 +18,15 @@ from ch04_gpt_model.checks import (
     check_exercise_4,
     check_exercise_5,
 )
+from ch04_gpt_model.figures import show_diff
+from ch04_gpt_model.gpt_model import (
+    GELU,
+    FeedForward,
+    LayerNorm,
+    TransformerBlock,
+    count_parameters,
+)
+from shared import GPT_CONFIGS, GPTConfig, GPTModel, MultiHeadAttention, generate_text_simple
 
 TINY = GPTConfig(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0, qkv_bias=True)
 
@@ -57,6 +57,7 @@ def meta_model(config, tied):
 
 
 # ---------------------------------------------------------------- parts
+
 
 def test_layernorm_matches_torch():
     torch.manual_seed(0)
@@ -115,6 +116,7 @@ def test_block_shape_members_and_pre_layernorm_shortcuts():
 
 # ---------------------------------------------------------------- config
 
+
 def test_presets_are_gpt2_sizes():
     sizes = {name: (c.emb_dim, c.n_layers, c.n_heads) for name, c in GPT_CONFIGS.items()}
     # Radford et al. (2019), table 2, and OpenAI's released hparams.json files
@@ -130,8 +132,14 @@ def test_presets_are_gpt2_sizes():
 
 def test_config_defaults():
     assert dataclasses.asdict(GPTConfig()) == dict(
-        vocab_size=50257, context_length=1024, emb_dim=768, n_heads=12, n_layers=12,
-        drop_rate=0.1, qkv_bias=False, use_sdpa=False,
+        vocab_size=50257,
+        context_length=1024,
+        emb_dim=768,
+        n_heads=12,
+        n_layers=12,
+        drop_rate=0.1,
+        qkv_bias=False,
+        use_sdpa=False,
     )
 
 
@@ -168,13 +176,24 @@ def test_model_needs_a_config():
 
 # ---------------------------------------------------------------- model
 
+
 def test_logits_shape_and_state_dict_names():
     model = tiny_model()
     assert model(torch.randint(0, 97, (3, 9))).shape == (3, 9, 97)
     keys = set(model.state_dict())
-    for key in ["tok_emb.weight", "pos_emb.weight", "final_norm.scale", "final_norm.shift", "out_head.weight",
-                "trf_blocks.1.norm1.scale", "trf_blocks.1.att.W_query.bias", "trf_blocks.1.att.out_proj.weight",
-                "trf_blocks.1.ff.layers.0.weight", "trf_blocks.1.ff.layers.2.bias", "trf_blocks.1.norm2.shift"]:
+    for key in [
+        "tok_emb.weight",
+        "pos_emb.weight",
+        "final_norm.scale",
+        "final_norm.shift",
+        "out_head.weight",
+        "trf_blocks.1.norm1.scale",
+        "trf_blocks.1.att.W_query.bias",
+        "trf_blocks.1.att.out_proj.weight",
+        "trf_blocks.1.ff.layers.0.weight",
+        "trf_blocks.1.ff.layers.2.bias",
+        "trf_blocks.1.norm2.shift",
+    ]:
         assert key in keys
     assert "out_head.bias" not in keys
     assert not any("mask" in key for key in keys)  # the causal mask is rebuilt, not saved
@@ -273,6 +292,7 @@ def test_cache_fed_token_by_token_equals_full_forward():
 
 # ---------------------------------------------------------------- counting
 
+
 @pytest.mark.parametrize("name", list(GPT_CONFIGS))
 @pytest.mark.parametrize("tied", [False, True])
 def test_parameter_counts_of_presets(name, tied):
@@ -295,8 +315,11 @@ def test_tied_counts_match_huggingface_gpt2(name):
     transformers = pytest.importorskip("transformers")
     config = GPT_CONFIGS[name]
     hf_config = transformers.GPT2Config(
-        vocab_size=config.vocab_size, n_positions=config.context_length,
-        n_embd=config.emb_dim, n_layer=config.n_layers, n_head=config.n_heads,
+        vocab_size=config.vocab_size,
+        n_positions=config.context_length,
+        n_embd=config.emb_dim,
+        n_layer=config.n_layers,
+        n_head=config.n_heads,
     )
     with torch.device("meta"):
         hf_model = transformers.GPT2LMHeadModel(hf_config)  # ties lm_head to wte, like GPT-2
@@ -304,6 +327,7 @@ def test_tied_counts_match_huggingface_gpt2(name):
 
 
 # ---------------------------------------------------------------- generation
+
 
 def test_greedy_generation_is_argmax_step_by_step_and_deterministic():
     model = tiny_model(seed=2)
@@ -342,6 +366,7 @@ def test_generation_validates_its_arguments():
 
 # ---------------------------------------------------------------- figures.py
 
+
 def _simple(x):
     y = x + 1
     return y
@@ -370,6 +395,7 @@ def test_show_diff_marks_added_removed_and_shared_lines(capsys):
 # ---------------------------------------------------------------- exercises
 # For every exercise: the solution passes, typical wrong answers and forbidden shortcuts are
 # rejected, and nothing a reader passes in makes a check raise.
+
 
 def verdicts(capsys):
     """The check's printed lines since the last call."""
@@ -522,9 +548,13 @@ def test_exercise_3_rejects_rates_in_the_wrong_places(capsys):
         model.emb_dropout = nn.Dropout(emb_rate)
         return model
 
-    for wrong, words in [(swapped, ["att.dropout", "0.2"]), (one_rate, ["drop_shortcut"]),
-                         (first_block_only, ["trf_blocks.1.drop_shortcut"]),
-                         (forgot_attention, ["att.dropout"]), (new_names, ["drop_emb"])]:
+    for wrong, words in [
+        (swapped, ["att.dropout", "0.2"]),
+        (one_rate, ["drop_shortcut"]),
+        (first_block_only, ["trf_blocks.1.drop_shortcut"]),
+        (forgot_attention, ["att.dropout"]),
+        (new_names, ["drop_emb"]),
+    ]:
         check_exercise_3(wrong)
         assert_rejected(capsys, *words)
 
@@ -555,6 +585,7 @@ def test_exercise_3_rejects_changing_gptmodel_itself(capsys, monkeypatch):
             self.drop_emb = nn.Dropout(emb_rate)
             for block in self.trf_blocks:
                 block.drop_shortcut, block.att.dropout = nn.Dropout(shortcut_rate), nn.Dropout(attention_rate)
+
         monkeypatch.setattr(GPTModel, "__init__", init)  # undone after the test
         return GPTModel(config)
 
@@ -603,8 +634,13 @@ def test_exercise_4_rmsnorm(capsys):
             super().__init__(emb_dim, eps)
             self.shift = nn.Parameter(torch.zeros(emb_dim))
 
-    for wrong, words in [(NoEps, ["tiny input"]), (SubtractsMean, ["differs"]), (WithShift, ["shift"]),
-                         (nn.RMSNorm, ["weight"]), (nn.LayerNorm, ["weight"])]:
+    for wrong, words in [
+        (NoEps, ["tiny input"]),
+        (SubtractsMean, ["differs"]),
+        (WithShift, ["shift"]),
+        (nn.RMSNorm, ["weight"]),
+        (nn.LayerNorm, ["weight"]),
+    ]:
         check_exercise_4(wrong)
         assert_rejected(capsys, *words)
 

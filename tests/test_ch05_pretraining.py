@@ -14,10 +14,21 @@ import pytest
 import torch
 
 import ch05_pretraining.pretraining as ch05
-from ch05_pretraining.pretraining import (KVCache, calc_loss_batch, calc_loss_loader, generate, load_checkpoint,
-                                          load_gpt2_weights, load_pretrained, save_checkpoint, text_to_token_ids,
-                                          token_ids_to_text, train_model)
+from ch05_pretraining.pretraining import (
+    KVCache,
+    calc_loss_batch,
+    calc_loss_loader,
+    generate,
+    load_checkpoint,
+    load_gpt2_weights,
+    load_pretrained,
+    save_checkpoint,
+    text_to_token_ids,
+    token_ids_to_text,
+    train_model,
+)
 from shared import FetchError, GPTConfig, GPTModel, generate_text_simple
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -48,6 +59,7 @@ class FixedLogits(torch.nn.Module):
 
 
 # --- loss and perplexity -------------------------------------------------------------------
+
 
 def test_cross_entropy_matches_a_hand_computation():
     # vocabulary of 3; two positions with logits whose softmax is easy to write down
@@ -130,12 +142,23 @@ def test_train_model_samples_with_a_tokenizer_trained_in_chapter_2(verdict_text,
 
     loader = create_dataloader(ids, batch_size=2, context_length=8, stride=8, shuffle=False, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    train_model(model, loader, loader, optimizer, "cpu", num_epochs=1, eval_freq=100, eval_iter=1,
-                start_context="Every effort", tokenizer=tok)
+    train_model(
+        model,
+        loader,
+        loader,
+        optimizer,
+        "cpu",
+        num_epochs=1,
+        eval_freq=100,
+        eval_iter=1,
+        start_context="Every effort",
+        tokenizer=tok,
+    )
     assert "Every effort" in capsys.readouterr().out
 
 
 # --- generate ------------------------------------------------------------------------------
+
 
 def test_temperature_zero_is_greedy_and_equals_generate_text_simple():
     model = tiny_model()
@@ -216,17 +239,20 @@ def test_eos_pads_finished_rows_in_a_batch():
     assert any(row[-1] == stop for row in out)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=-0.5), "temperature"),
-    (dict(temperature=float("nan")), "temperature"),
-    (dict(temperature=1.0, top_k=0), "top_k"),
-    (dict(temperature=1.0, top_k=2.5), "top_k"),
-    (dict(temperature=1.0, top_p=0.0), "top_p"),
-    (dict(temperature=1.0, top_p=1.2), "top_p"),
-    (dict(eos_id=-1), "eos_id"),
-    (dict(context_size=64), "context_size"),
-    (dict(max_new_tokens=-1), "max_new_tokens"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(temperature=-0.5), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(temperature=1.0, top_k=0), "top_k"),
+        (dict(temperature=1.0, top_k=2.5), "top_k"),
+        (dict(temperature=1.0, top_p=0.0), "top_p"),
+        (dict(temperature=1.0, top_p=1.2), "top_p"),
+        (dict(eos_id=-1), "eos_id"),
+        (dict(context_size=64), "context_size"),
+        (dict(max_new_tokens=-1), "max_new_tokens"),
+    ],
+)
 def test_invalid_generate_arguments_raise_clear_errors(kwargs, message):
     args = dict(max_new_tokens=3, context_size=TINY.context_length) | kwargs
     with pytest.raises(ValueError, match=message):
@@ -239,6 +265,7 @@ def test_top_k_larger_than_vocabulary_is_an_error():
 
 
 # --- KV cache ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("context_size", [32, 12])  # 12: the window fills and slides
 def test_cache_gives_the_same_tokens_as_no_cache(context_size):
@@ -259,7 +286,7 @@ def test_cached_logits_match_a_full_forward_pass():
     cache = KVCache(TINY.context_length)
     with torch.no_grad():
         full = model(idx)
-        parts = [model(idx[:, :8], cache=cache)] + [model(idx[:, t:t + 1], cache=cache) for t in range(8, 20)]
+        parts = [model(idx[:, :8], cache=cache)] + [model(idx[:, t : t + 1], cache=cache) for t in range(8, 20)]
     assert cache.length == 20
     # same math in a different order of float32 operations: agreement to ~1e-6
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
@@ -276,13 +303,15 @@ def test_cache_overflow_is_an_error():
 
 # --- training ------------------------------------------------------------------------------
 
+
 def token_loader(seed=0, n_windows=12, batch_size=2, length=16, vocab=TINY.vocab_size, shuffle=True):
     from shared import create_dataloader
 
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (n_windows * length + 1,), generator=generator)
-    return create_dataloader(ids, batch_size=batch_size, context_length=length, stride=length,
-                             shuffle=shuffle, drop_last=True)
+    return create_dataloader(
+        ids, batch_size=batch_size, context_length=length, stride=length, shuffle=shuffle, drop_last=True
+    )
 
 
 def test_training_lowers_the_loss_on_a_fixed_batch():
@@ -292,8 +321,19 @@ def test_training_lowers_the_loss_on_a_fixed_batch():
     x, y = next(iter(loader))
     before = calc_loss_batch(x, y, model.eval(), "cpu").item()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    history = train_model(model, loader, loader, optimizer, "cpu", num_epochs=30, eval_freq=10, eval_iter=1,
-                          start_context=None, tokenizer=None, progress=False)
+    history = train_model(
+        model,
+        loader,
+        loader,
+        optimizer,
+        "cpu",
+        num_epochs=30,
+        eval_freq=10,
+        eval_iter=1,
+        start_context=None,
+        tokenizer=None,
+        progress=False,
+    )
     after = calc_loss_batch(x, y, model.eval(), "cpu").item()
     assert after < 0.5 * before  # 30 steps on one batch of random tokens: memorisation begins
     assert history["steps"] == [10, 20, 30]
@@ -317,9 +357,23 @@ def test_max_steps_shortens_the_run_and_its_schedule(capsys):
     model = GPTModel(TINY)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1.0)
     loader = token_loader()  # 6 batches per epoch
-    history = train_model(model, loader, loader, optimizer, "cpu", num_epochs=5, eval_freq=100, eval_iter=1,
-                          start_context=None, tokenizer=None, warmup_steps=2, cosine_decay=True, min_lr=0.0,
-                          max_steps=8, progress=False)
+    history = train_model(
+        model,
+        loader,
+        loader,
+        optimizer,
+        "cpu",
+        num_epochs=5,
+        eval_freq=100,
+        eval_iter=1,
+        start_context=None,
+        tokenizer=None,
+        warmup_steps=2,
+        cosine_decay=True,
+        min_lr=0.0,
+        max_steps=8,
+        progress=False,
+    )
     assert history["position"]["step"] == 8 and history["steps"] == [8]
     # the schedule spans the 8 steps: warmup over 2, then half a cosine over the remaining 6
     expected = [0.5, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
@@ -339,8 +393,10 @@ def test_sdpa_fast_path_computes_the_same_logits():
     torch.testing.assert_close(fast, textbook, atol=1e-5, rtol=1e-5)  # same math, fused kernel
 
 
-@pytest.mark.parametrize("capability, amx, expected", [("AVX512", True, torch.bfloat16), ("AVX2", True, None),
-                                                         ("DEFAULT", True, None), ("AVX512", False, None)])
+@pytest.mark.parametrize(
+    "capability, amx, expected",
+    [("AVX512", True, torch.bfloat16), ("AVX2", True, None), ("DEFAULT", True, None), ("AVX512", False, None)],
+)
 def test_fast_path_offers_bf16_only_where_pytorch_reaches_bf16_units(monkeypatch, capability, amx, expected):
     """bf16 needs the units (AMX / AVX512-BF16) and PyTorch dispatching to its AVX-512 kernels."""
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
@@ -358,13 +414,25 @@ def test_evaluation_does_not_change_the_training_run():
         model = GPTModel(dataclasses.replace(TINY, drop_rate=0.1))
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loader = token_loader()
-        train_model(model, loader, loader, optimizer, "cpu", num_epochs=2, eval_freq=eval_freq, eval_iter=2,
-                    start_context=None, tokenizer=None, progress=False)
+        train_model(
+            model,
+            loader,
+            loader,
+            optimizer,
+            "cpu",
+            num_epochs=2,
+            eval_freq=eval_freq,
+            eval_iter=2,
+            start_context=None,
+            tokenizer=None,
+            progress=False,
+        )
         runs.append(model.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(runs[0].values(), runs[1].values()))
 
 
 # --- checkpoints ---------------------------------------------------------------------------
+
 
 def _run(stop_at_step=None, resume_from=None, seed=0):
     """Train a dropout model with warmup + cosine + clipping; optionally interrupt or resume."""
@@ -376,9 +444,25 @@ def _run(stop_at_step=None, resume_from=None, seed=0):
     if resume_from is not None:
         position = load_checkpoint(resume_from, model, optimizer)
     loader = token_loader(seed=3)
-    history = train_model(model, loader, loader, optimizer, "cpu", num_epochs=3, eval_freq=4, eval_iter=2,
-                          start_context=None, tokenizer=None, warmup_steps=3, cosine_decay=True, min_lr=1e-4,
-                          grad_clip=0.5, stop_at_step=stop_at_step, resume=position, progress=False)
+    history = train_model(
+        model,
+        loader,
+        loader,
+        optimizer,
+        "cpu",
+        num_epochs=3,
+        eval_freq=4,
+        eval_iter=2,
+        start_context=None,
+        tokenizer=None,
+        warmup_steps=3,
+        cosine_decay=True,
+        min_lr=1e-4,
+        grad_clip=0.5,
+        stop_at_step=stop_at_step,
+        resume=position,
+        progress=False,
+    )
     return model, optimizer, history
 
 
@@ -468,15 +552,19 @@ def test_tied_checkpoint_needs_a_tied_model(tmp_path):
 
 # --- GPT-2 weights: parity with Hugging Face transformers ----------------------------------
 
-HF_SHAPES = [dict(n_layer=1, n_head=1, n_embd=16), dict(n_layer=2, n_head=4, n_embd=32),
-             dict(n_layer=3, n_head=2, n_embd=24)]
+HF_SHAPES = [
+    dict(n_layer=1, n_head=1, n_embd=16),
+    dict(n_layer=2, n_head=4, n_embd=32),
+    dict(n_layer=3, n_head=2, n_embd=24),
+]
 
 
 def hf_gpt2(shape, seed):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(seed)
-    config = transformers.GPT2Config(vocab_size=50257, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
-                                     attn_pdrop=0.0, **shape)
+    config = transformers.GPT2Config(
+        vocab_size=50257, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **shape
+    )
     model = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():  # make the biases and norms non-trivial, so a mix-up cannot hide
         for name, param in model.named_parameters():
@@ -489,8 +577,11 @@ def save_hub_layout(model, path):
     """model.safetensors as the hub serves GPT-2: no `transformer.` prefix, no lm_head, mask buffers."""
     from safetensors.torch import save_file
 
-    state = {k.removeprefix("transformer."): v.contiguous() for k, v in model.state_dict().items()
-             if not k.startswith("lm_head")}
+    state = {
+        k.removeprefix("transformer."): v.contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith("lm_head")
+    }
     n_pos = model.config.n_positions
     for i in range(model.config.n_layer):  # the hub's GPT-2 files carry these causal-mask buffers
         state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n_pos, n_pos)).view(1, 1, n_pos, n_pos)
@@ -516,9 +607,18 @@ def hf_greedy(model, idx, n):
 def test_gpt2_loader_matches_huggingface(tmp_path, layout, shape_index):
     shape = HF_SHAPES[shape_index]
     hf = hf_gpt2(shape, seed=shape_index)
-    path = save_hub_layout(hf, tmp_path / "model.safetensors") if layout == "hub" else save_pretrained_layout(hf, tmp_path)
-    config = GPTConfig(vocab_size=50257, context_length=64, emb_dim=shape["n_embd"], n_heads=shape["n_head"],
-                       n_layers=shape["n_layer"], drop_rate=0.0, qkv_bias=True)
+    path = (
+        save_hub_layout(hf, tmp_path / "model.safetensors") if layout == "hub" else save_pretrained_layout(hf, tmp_path)
+    )
+    config = GPTConfig(
+        vocab_size=50257,
+        context_length=64,
+        emb_dim=shape["n_embd"],
+        n_heads=shape["n_head"],
+        n_layers=shape["n_layer"],
+        drop_rate=0.0,
+        qkv_bias=True,
+    )
     ours = load_gpt2_weights(GPTModel(config), path).eval()
 
     assert ours.out_head.weight is ours.tok_emb.weight  # tied: one Parameter ...
@@ -569,8 +669,14 @@ def test_load_pretrained_uses_a_local_copy(course_env, tmp_path, monkeypatch):
 # --- course-base ---------------------------------------------------------------------------
 
 TINY_RECIPE = dataclasses.replace(
-    ch05.COURSE_BASE_RECIPE, max_steps=3, warmup_steps=1, eval_freq=2, eval_iter=1, batch_size=2,
-    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=16, emb_dim=8, n_heads=2, n_layers=1))
+    ch05.COURSE_BASE_RECIPE,
+    max_steps=3,
+    warmup_steps=1,
+    eval_freq=2,
+    eval_iter=1,
+    batch_size=2,
+    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=16, emb_dim=8, n_heads=2, n_layers=1),
+)
 
 
 @pytest.fixture
@@ -640,12 +746,14 @@ def test_exercise_1_check(capsys):
     loss = -sum(math.log(p) for p in probs) / 4
     checks.check_exercise_1(loss, math.exp(loss))
     assert _verdict(capsys).startswith("Correct!")
-    for wrong, hint in [((loss / math.log(2), 2 ** (loss / math.log(2))), "natural logarithm"),  # log2
-                        ((-loss, math.exp(-loss)), "Sign error"),
-                        ((-sum(math.log(p) for p in probs), 1.0), "not right"),           # a sum, not a mean
-                        ((loss, 2 ** loss), "not 2 ** loss"),
-                        (("1.15", "3.16"), "should be numbers"),
-                        ((True, 3.16), "should be numbers")]:
+    for wrong, hint in [
+        ((loss / math.log(2), 2 ** (loss / math.log(2))), "natural logarithm"),  # log2
+        ((-loss, math.exp(-loss)), "Sign error"),
+        ((-sum(math.log(p) for p in probs), 1.0), "not right"),  # a sum, not a mean
+        ((loss, 2**loss), "not 2 ** loss"),
+        (("1.15", "3.16"), "should be numbers"),
+        ((True, 3.16), "should be numbers"),
+    ]:
         checks.check_exercise_1(*wrong)
         out = _verdict(capsys)
         assert hint in out and "Correct" not in out, wrong
@@ -654,7 +762,7 @@ def test_exercise_1_check(capsys):
 
 
 def _my_top_k(logits, k):  # the worked solution
-    threshold = torch.sort(logits, dim=-1, descending=True).values[..., k - 1:k]
+    threshold = torch.sort(logits, dim=-1, descending=True).values[..., k - 1 : k]
     return torch.where(logits < threshold, torch.tensor(float("-inf")), logits)
 
 
@@ -664,24 +772,31 @@ def test_exercise_2_check(capsys):
     assert torch.topk is not None and torch.topk(torch.tensor([1.0, 3.0]), 1).indices.item() == 1  # restored
     from ch05_pretraining.pretraining import top_k_filter
 
-    shortcuts = [lambda logits, k: top_k_filter(logits, k),
-                 lambda logits, k: logits.masked_fill(logits < logits.topk(k, dim=-1).values[..., -1:], float("-inf")),
-                 lambda logits, k: logits.masked_fill(logits < torch.topk(logits, k).values[..., -1:], float("-inf"))]
+    shortcuts = [
+        lambda logits, k: top_k_filter(logits, k),
+        lambda logits, k: logits.masked_fill(logits < logits.topk(k, dim=-1).values[..., -1:], float("-inf")),
+        lambda logits, k: logits.masked_fill(logits < torch.topk(logits, k).values[..., -1:], float("-inf")),
+    ]
     from torch import topk as imported_topk  # bound before the check runs: patching torch.topk would miss it
 
-    shortcuts += [lambda logits, k: logits.masked_fill(logits < imported_topk(logits, k).values[..., -1:], float("-inf")),
-                  lambda logits, k: logits.masked_fill(logits < torch.ops.aten.topk(logits, k)[0][..., -1:],
-                                                       float("-inf"))]
+    shortcuts += [
+        lambda logits, k: logits.masked_fill(logits < imported_topk(logits, k).values[..., -1:], float("-inf")),
+        lambda logits, k: logits.masked_fill(logits < torch.ops.aten.topk(logits, k)[0][..., -1:], float("-inf")),
+    ]
     for shortcut in shortcuts:
         checks.check_exercise_2(shortcut)
         out = _verdict(capsys)
         assert "torch.topk" in out and "Correct" not in out
-    wrong = [lambda logits, k: logits.masked_fill(logits <= torch.sort(logits, dim=-1, descending=True).values[..., k - 1:k],
-                                                  float("-inf")),                           # drops the k-th itself
-             lambda logits, k: torch.where(logits < torch.sort(logits.flatten(), descending=True).values[k - 1],
-                                           float("-inf"), logits),                          # one threshold for all rows
-             lambda logits, k: logits[..., :k],                                              # wrong shape
-             lambda logits, k: 1 / 0]
+    wrong = [
+        lambda logits, k: logits.masked_fill(
+            logits <= torch.sort(logits, dim=-1, descending=True).values[..., k - 1 : k], float("-inf")
+        ),  # drops the k-th itself
+        lambda logits, k: torch.where(
+            logits < torch.sort(logits.flatten(), descending=True).values[k - 1], float("-inf"), logits
+        ),  # one threshold for all rows
+        lambda logits, k: logits[..., :k],  # wrong shape
+        lambda logits, k: 1 / 0,
+    ]
     for answer in wrong:
         checks.check_exercise_2(answer)
         assert "Correct" not in _verdict(capsys)
@@ -702,9 +817,9 @@ def test_exercise_3_check(capsys):
     checks.check_exercise_3(_warmup_linear)
     assert _verdict(capsys) == "Correct!\n"
     wrong = [
-        lambda s, t, p, w, m: p * s / w if s < w else p + (m - p) * (s - w) / (t - 1 - w),           # warmup from 0
-        lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * (s - w) / (t - w),         # ends one step late
-        lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * s / (t - 1),               # ignores the warmup
+        lambda s, t, p, w, m: p * s / w if s < w else p + (m - p) * (s - w) / (t - 1 - w),  # warmup from 0
+        lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * (s - w) / (t - w),  # ends one step late
+        lambda s, t, p, w, m: p * (s + 1) / w if s < w else p + (m - p) * s / (t - 1),  # ignores the warmup
         lambda s, t, p, w, m: str(p),
         lambda s, t, p, w, m: None,
         "warmup_linear",
@@ -723,12 +838,12 @@ def test_exercise_4_check(capsys):
     assert _verdict(capsys).startswith("Correct! GPT-2 small at 1,024 tokens in 16-bit: 36 MiB")
     wrong = [
         lambda c, b, n, v=4: 2 * c.n_layers * b * c.context_length * c.emb_dim * v,  # the whole context
-        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * 4,                 # bytes_per_value ignored
-        lambda c, b, n, v=4: c.n_layers * b * n * c.emb_dim * v,                     # keys only
-        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * c.n_heads * v,     # emb_dim per head
-        lambda c, b, n, v=4: 2 * c.n_layers * n * c.emb_dim * v,                     # batch ignored
+        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * 4,  # bytes_per_value ignored
+        lambda c, b, n, v=4: c.n_layers * b * n * c.emb_dim * v,  # keys only
+        lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * c.n_heads * v,  # emb_dim per head
+        lambda c, b, n, v=4: 2 * c.n_layers * n * c.emb_dim * v,  # batch ignored
         lambda c, b, n, v=4: str(2 * c.n_layers * b * n * c.emb_dim * v),
-        lambda c, b, n, v=2: 2 * c.n_layers * b * n * c.emb_dim * v,                 # wrong default (bf16)
+        lambda c, b, n, v=2: 2 * c.n_layers * b * n * c.emb_dim * v,  # wrong default (bf16)
         lambda c, b, n, v=4: 2 * c.n_layers * b * n * c.emb_dim * (4 if v == 4 else 2.5),  # only float32 right
         lambda c, b, n, v=4: None,
     ]
@@ -747,13 +862,24 @@ def test_exercise_4_cases_separate_the_text_from_the_context_and_both_precisions
 
 
 def _course_name(hf_name):  # the worked solution
-    top = {"wte.weight": "tok_emb.weight", "wpe.weight": "pos_emb.weight",
-           "ln_f.weight": "final_norm.scale", "ln_f.bias": "final_norm.shift"}
-    block = {"ln_1.weight": "norm1.scale", "ln_1.bias": "norm1.shift", "ln_2.weight": "norm2.scale",
-             "ln_2.bias": "norm2.shift", "attn.c_proj.weight": "att.out_proj.weight",
-             "attn.c_proj.bias": "att.out_proj.bias", "mlp.c_fc.weight": "ff.layers.0.weight",
-             "mlp.c_fc.bias": "ff.layers.0.bias", "mlp.c_proj.weight": "ff.layers.2.weight",
-             "mlp.c_proj.bias": "ff.layers.2.bias"}
+    top = {
+        "wte.weight": "tok_emb.weight",
+        "wpe.weight": "pos_emb.weight",
+        "ln_f.weight": "final_norm.scale",
+        "ln_f.bias": "final_norm.shift",
+    }
+    block = {
+        "ln_1.weight": "norm1.scale",
+        "ln_1.bias": "norm1.shift",
+        "ln_2.weight": "norm2.scale",
+        "ln_2.bias": "norm2.shift",
+        "attn.c_proj.weight": "att.out_proj.weight",
+        "attn.c_proj.bias": "att.out_proj.bias",
+        "mlp.c_fc.weight": "ff.layers.0.weight",
+        "mlp.c_fc.bias": "ff.layers.0.bias",
+        "mlp.c_proj.weight": "ff.layers.2.weight",
+        "mlp.c_proj.bias": "ff.layers.2.bias",
+    }
     if hf_name in top:
         return top[hf_name], False
     _, i, rest = hf_name.split(".", 2)
@@ -764,11 +890,11 @@ def test_exercise_5_check(capsys):
     checks.check_exercise_5(_course_name)
     assert _verdict(capsys) == "Correct!\n"
     wrong = [
-        lambda name: (_course_name(name)[0], False),                                    # never transposes
-        lambda name: (_course_name(name)[0], name.endswith("weight")),                  # transposes LayerNorm weights too
+        lambda name: (_course_name(name)[0], False),  # never transposes
+        lambda name: (_course_name(name)[0], name.endswith("weight")),  # transposes LayerNorm weights too
         lambda name: (_course_name(name)[0].replace("layers.2", "layers.1"), _course_name(name)[1]),  # GELU slot
-        lambda name: [*_course_name(name)],                                             # a list, not a pair
-        lambda name: (["tok_emb.weight"], False),                                       # unhashable name
+        lambda name: [*_course_name(name)],  # a list, not a pair
+        lambda name: (["tok_emb.weight"], False),  # unhashable name
         lambda name: (_course_name(name)[0], "yes"),
         lambda name: None,
         None,

@@ -13,9 +13,22 @@ import torch
 from torch.utils.data import DataLoader
 
 from ch06_classification.classification import (
-    CLASS_NAMES, SpamDataset, balance_classes, calc_accuracy_loader, calc_class_loss_loader,
-    SPAM_SETTINGS, SpamSettings, classify_text, confusion_matrix, load_sms_spam, pad_or_truncate, predict_loader,
-    prepare_for_classification, prepare_spam_splits, split_dataset, train_classifier,
+    CLASS_NAMES,
+    SPAM_SETTINGS,
+    SpamDataset,
+    SpamSettings,
+    balance_classes,
+    calc_accuracy_loader,
+    calc_class_loss_loader,
+    classify_text,
+    confusion_matrix,
+    load_sms_spam,
+    pad_or_truncate,
+    predict_loader,
+    prepare_for_classification,
+    prepare_spam_splits,
+    split_dataset,
+    train_classifier,
 )
 from shared import GPTConfig, GPTModel, fetch, gpt2_encoding, set_seed
 
@@ -38,6 +51,7 @@ def sms():
 
 # --- data -----------------------------------------------------------------------------------
 
+
 def test_raw_file_has_the_documented_counts(sms):
     # 4,827 ham + 747 spam is the data set's own documentation (UCI readme), one row per line.
     assert Counter(sms["label"]) == {"ham": 4827, "spam": 747}
@@ -57,7 +71,10 @@ def test_balanced_subset_is_747_each_and_seeded(sms):
     assert Counter(balanced["label"]) == {"ham": 747, "spam": 747}
     assert balanced.equals(balance_classes(sms, seed=123))
     other = balance_classes(sms, seed=7)
-    ham = lambda df: set(df.loc[df["label"] == "ham", "text"])
+
+    def ham(df):
+        return set(df.loc[df["label"] == "ham", "text"])
+
     assert ham(other) != ham(balanced)
     # every chosen row is a real row of the collection
     assert set(map(tuple, balanced.values)) <= set(map(tuple, sms.values))
@@ -68,8 +85,11 @@ def test_split_sizes_disjoint_and_reproducible(sms):
     train, val, test = split_dataset(balanced, seed=123)
     # 70 / 10 / 20 of 1,494 rows: int(1494 * 0.7) = 1045, int(1494 * 0.1) = 149, the rest 300
     assert (len(train), len(val), len(test)) == (1045, 149, 300)
+
     # the three splits together are exactly the balanced rows (as a multiset)
-    rows = lambda df: Counter(map(tuple, df[["label", "text"]].values))
+    def rows(df):
+        return Counter(map(tuple, df[["label", "text"]].values))
+
     assert rows(train) + rows(val) + rows(test) == rows(balanced)
     texts = [set(s["text"]) for s in (train, val, test)]
     assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
@@ -96,7 +116,11 @@ def test_split_rejects_bad_fractions():
 
 def test_prepare_spam_splits_writes_readable_csvs(tmp_path, sms):
     paths = prepare_spam_splits(seed=123, folder=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv", "validation.csv"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "test.csv",
+        "train.csv",
+        "validation.csv",
+    ]  # no temp files left
     expected = split_dataset(balance_classes(sms, seed=123), seed=123)
     for name, split in zip(["train", "validation", "test"], expected):
         assert pd.read_csv(paths[name], keep_default_na=False).equals(split)  # exact round trip
@@ -109,6 +133,7 @@ def test_prepare_spam_splits_defaults_to_the_course_cache(tmp_path, monkeypatch)
 
 
 # --- SpamDataset ----------------------------------------------------------------------------
+
 
 def frame(*rows):
     return pd.DataFrame(rows, columns=["label", "text"])
@@ -168,6 +193,7 @@ def test_message_longer_than_the_context_needs_explicit_truncation():
 
 # --- the classifier -------------------------------------------------------------------------
 
+
 def block_param_count(emb, qkv_bias):
     """Parameters of one GPT-2 block, from the architecture (not from the code under test):
     attention 3 E^2 (+3E biases) + out_proj E^2 + E; feed-forward 8 E^2 + 5E; two layer norms 4E."""
@@ -177,7 +203,9 @@ def block_param_count(emb, qkv_bias):
 @pytest.mark.parametrize("qkv_bias", [False, True])
 @pytest.mark.parametrize("trainable_blocks", [0, 1, 2])
 def test_exactly_the_intended_parameters_are_trainable(qkv_bias, trainable_blocks):
-    cfg = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=qkv_bias)
+    cfg = GPTConfig(
+        vocab_size=50257, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=qkv_bias
+    )
     model = prepare_for_classification(GPTModel(cfg), num_classes=2, trainable_blocks=trainable_blocks)
     emb = 32
     expected = trainable_blocks * block_param_count(emb, qkv_bias) + 2 * emb + (2 * emb + 2)  # blocks, final norm, head
@@ -215,8 +243,14 @@ def test_calc_accuracy_loader_reads_the_last_position():
 
 
 TOY = frame(
-    ("spam", "win cash now"), ("spam", "free prize now"), ("spam", "win free cash"), ("spam", "cash prize"),
-    ("ham", "see you at lunch"), ("ham", "see you"), ("ham", "lunch at"), ("ham", "you at lunch"),
+    ("spam", "win cash now"),
+    ("spam", "free prize now"),
+    ("spam", "win free cash"),
+    ("spam", "cash prize"),
+    ("ham", "see you at lunch"),
+    ("ham", "see you"),
+    ("ham", "lunch at"),
+    ("ham", "you at lunch"),
 )
 
 
@@ -277,7 +311,8 @@ def test_classify_text_errors_and_truncation():
         classify_text("win", model, tokenizer, "cpu", max_length=17)
     # explicit truncation to the context: same answer as the first 16 tokens
     assert classify_text(long, model, tokenizer, "cpu", max_length=16) == classify_text(
-        " ".join(["win"] * 16), model, tokenizer, "cpu")
+        " ".join(["win"] * 16), model, tokenizer, "cpu"
+    )
 
 
 def test_scheduler_is_stepped_once_per_training_step():
@@ -286,8 +321,9 @@ def test_scheduler_is_stepped_once_per_training_step():
     loader = DataLoader(SpamDataset(TOY, WordTokenizer()), batch_size=4)  # 2 steps per epoch
     optimizer = torch.optim.SGD((p for p in model.parameters() if p.requires_grad), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (step + 1))
-    train_classifier(model, loader, loader, optimizer, "cpu", num_epochs=2, eval_freq=10, eval_iter=1,
-                     scheduler=scheduler)
+    train_classifier(
+        model, loader, loader, optimizer, "cpu", num_epochs=2, eval_freq=10, eval_iter=1, scheduler=scheduler
+    )
     assert scheduler.last_epoch == 4  # 2 epochs x 2 steps
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 5)
 
@@ -333,7 +369,8 @@ def test_finetune_spam_classifier_trains_what_the_hook_leaves_trainable(tmp_path
         return model
 
     model, history, loaders = classification.finetune_spam_classifier(
-        "quick", "cpu", prepare_model=head_only, recipe=dataclasses.replace(SPAM_SETTINGS["quick"], num_epochs=1))
+        "quick", "cpu", prepare_model=head_only, recipe=dataclasses.replace(SPAM_SETTINGS["quick"], num_epochs=1)
+    )
     params = dict(model.named_parameters())
     assert seen["classes"] == len(CLASS_NAMES)
     assert all(torch.equal(params[name], before) for name, before in seen["frozen"].items())
@@ -378,8 +415,7 @@ def test_finetune_spam_classifier_seed_changes_the_run_not_the_data(tmp_path, mo
 
     monkeypatch.setattr(classification, "load_pretrained", base)
     FAST = dataclasses.replace(SPAM_SETTINGS["quick"], num_epochs=1, batch_size=64)
-    runs = {seed: classification.finetune_spam_classifier("quick", "cpu", seed=seed, recipe=FAST)
-            for seed in (1, 2)}
+    runs = {seed: classification.finetune_spam_classifier("quick", "cpu", seed=seed, recipe=FAST) for seed in (1, 2)}
     again = classification.finetune_spam_classifier("quick", "cpu", seed=1, recipe=FAST)
     assert torch.equal(again[0].out_head.weight, runs[1][0].out_head.weight), "the same seed repeats the run"
     assert not torch.equal(runs[2][0].out_head.weight, runs[1][0].out_head.weight)
@@ -415,8 +451,10 @@ def spam_splits():
     """{split: SpamDataset} padded as in the chapter, and {message key: label} over all splits."""
     paths, tokenizer = prepare_spam_splits(seed=123), gpt2_encoding()
     train = SpamDataset(paths["train"], tokenizer)
-    splits = {"train": train, **{name: SpamDataset(paths[name], tokenizer, max_length=train.max_length)
-                                 for name in ("validation", "test")}}
+    splits = {
+        "train": train,
+        **{name: SpamDataset(paths[name], tokenizer, max_length=train.max_length) for name in ("validation", "test")},
+    }
     labels = {_message_key(row): label.item() for ds in splits.values() for row, label in zip(ds.input_ids, ds.labels)}
     return splits, labels
 
@@ -430,8 +468,9 @@ class TableClassifier(GPTModel):
 
     def __init__(self, labels, accuracy, train_all=True):
         torch.manual_seed(0)
-        super().__init__(GPTConfig(vocab_size=50257, context_length=CONTEXT, emb_dim=8, n_heads=2, n_layers=2,
-                                   drop_rate=0.0))
+        super().__init__(
+            GPTConfig(vocab_size=50257, context_length=CONTEXT, emb_dim=8, n_heads=2, n_layers=2, drop_rate=0.0)
+        )
         prepare_for_classification(self)
         if train_all:
             self.requires_grad_(True)
@@ -445,7 +484,7 @@ class TableClassifier(GPTModel):
             label = self.labels.get(key, 0)
             answers.append(label if right else 1 - label)
         scores = nn.functional.one_hot(torch.tensor(answers), 2).float()  # (batch, 2)
-        return scores[:, None, :].expand(-1, idx.shape[1], -1)          # (batch, num_tokens, 2)
+        return scores[:, None, :].expand(-1, idx.shape[1], -1)  # (batch, num_tokens, 2)
 
 
 class FirstTokenTable(nn.Module):
@@ -483,7 +522,9 @@ def test_exercise_1_check_measures_the_model_and_accepts_the_solution(capsys, sp
     assert out.startswith("Correct!") and f"{measured:.1%}" in out, out
     assert model.training, "the check puts the model back in the mode it was in"
     book = TableClassifier(labels, 0.9, train_all=True)  # book: the chapter trained the top, so everything
-    assert _verdict(capsys, checks.check_exercise_1, book, _accuracy(book, splits["test"]), False).startswith("Correct!")
+    assert _verdict(capsys, checks.check_exercise_1, book, _accuracy(book, splits["test"]), False).startswith(
+        "Correct!"
+    )
 
 
 def test_exercise_1_check_rejects_typed_numbers_and_wrong_recipes(capsys, spam_splits):
@@ -549,14 +590,17 @@ def test_exercise_3_check_measures_the_model_and_accepts_the_solution(capsys, sp
 def test_exercise_3_check_rejects_wrong_datasets_models_and_numbers(capsys, spam_splits, long_train):
     splits, labels = spam_splits
     model = TableClassifier(labels, 0.85)
-    assert "pass max_length=context_length" in _verdict(capsys, checks.check_exercise_3, splits["train"], model, CONTEXT)
+    assert "pass max_length=context_length" in _verdict(
+        capsys, checks.check_exercise_3, splits["train"], model, CONTEXT
+    )
     test_split = SpamDataset(prepare_spam_splits(seed=123)["test"], gpt2_encoding(), max_length=CONTEXT)
     assert "build it from the training split" in _verdict(capsys, checks.check_exercise_3, test_split, model, CONTEXT)
     shuffled = SpamDataset(prepare_spam_splits(seed=123)["train"], gpt2_encoding(), max_length=CONTEXT)
     shuffled.input_ids = shuffled.input_ids.flip(0)
     assert "rows differ" in _verdict(capsys, checks.check_exercise_3, shuffled, model, CONTEXT)
-    assert "hardly better than guessing" in _verdict(capsys, checks.check_exercise_3, long_train,
-                                                     TableClassifier(labels, 0.5), CONTEXT)
+    assert "hardly better than guessing" in _verdict(
+        capsys, checks.check_exercise_3, long_train, TableClassifier(labels, 0.5), CONTEXT
+    )
     assert "nn.Module" in _verdict(capsys, checks.check_exercise_3, long_train, 0.85, CONTEXT)  # a typed accuracy
     assert "context_length (an int)" in _verdict(capsys, checks.check_exercise_3, long_train, model, "256")
     assert _verdict(capsys, checks.check_exercise_3, None, None, CONTEXT).startswith("Not answered yet")

@@ -37,7 +37,6 @@ from ch07_instruction.instruction import (
     token_f1,
 )
 from shared import (
-    save_model_folder,
     GPTConfig,
     GPTModel,
     InstructionDataset,
@@ -46,6 +45,7 @@ from shared import (
     generate,
     gpt2_encoding,
     instruction_collate,
+    save_model_folder,
 )
 from shared.export import render_module
 
@@ -59,6 +59,7 @@ def test_module_is_generated_from_the_notebook_and_imports_alone():
 
 
 # --- prompt format -----------------------------------------------------------------
+
 
 def test_format_input_without_input_is_the_alpaca_prompt():
     entry = {"instruction": "Name a primary colour.", "input": "", "output": "Red."}
@@ -92,6 +93,7 @@ def test_format_input_rejects_an_entry_without_instruction():
 
 # --- data and split ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def entries():
     return load_instruction_data()
@@ -120,7 +122,7 @@ def test_split_rejects_fractions_that_do_not_sum_to_one(entries):
 def test_dataset_items_are_prompt_then_response_tokens():
     tokenizer = gpt2_encoding()
     entry = {"instruction": "Say hi.", "input": "", "output": "Hi there!"}
-    (ids, prompt_length), = InstructionDataset([entry], tokenizer)
+    ((ids, prompt_length),) = InstructionDataset([entry], tokenizer)
     assert tokenizer.decode(ids) == format_input(entry) + "Hi there!"
     assert tokenizer.decode(ids[:prompt_length]) == format_input(entry)
 
@@ -169,7 +171,9 @@ def test_collate_honours_custom_pad_and_ignore_values():
     assert targets.tolist() == [[2, 0], [0, -1]]
 
 
-@pytest.mark.parametrize("batch, message", [([], "empty batch"), ([([], 0)], "empty"), ([([1, 2], 3)], "prompt_length 3")])
+@pytest.mark.parametrize(
+    "batch, message", [([], "empty batch"), ([([], 0)], "empty"), ([([1, 2], 3)], "prompt_length 3")]
+)
 def test_collate_rejects_bad_batches(batch, message):
     with pytest.raises(ValueError, match=message):
         instruction_collate(batch)
@@ -185,6 +189,7 @@ def test_collate_ignored_positions_do_not_count_in_the_loss():
 
 
 # --- extract_response ------------------------------------------------------------------
+
 
 def test_extract_response_takes_the_text_after_the_header():
     prompt = format_input({"instruction": "Name a colour."})
@@ -209,6 +214,7 @@ def test_extract_response_without_a_header_is_an_error():
 
 
 # --- metrics -----------------------------------------------------------------------
+
 
 def test_normalize_answer_drops_case_punctuation_and_articles():
     assert normalize_answer("  The Cat, an APPLE!  ") == "cat apple"
@@ -249,14 +255,15 @@ def test_score_responses_has_one_row_per_pair_and_checks_lengths():
 
 # --- Ollama judge against a stub server ------------------------------------------------
 
-class StubOllama(http.server.BaseHTTPRequestHandler):
-    reply = b""          # the body POST /api/chat answers with
-    requests = []        # JSON bodies received
 
-    def do_GET(self):    # noqa: N802 (http.server's naming)
+class StubOllama(http.server.BaseHTTPRequestHandler):
+    reply = b""  # the body POST /api/chat answers with
+    requests = []  # JSON bodies received
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
         self._send(200, b"Ollama is running")
 
-    def do_POST(self):   # noqa: N802
+    def do_POST(self):  # noqa: N802
         length = int(self.headers["Content-Length"])
         type(self).requests.append(json.loads(self.rfile.read(length)))
         self._send(200, type(self).reply)
@@ -317,13 +324,16 @@ def test_judge_without_a_server_skips_and_says_how_to_start_one(capsys):
     with socket.socket() as s:  # a port that nothing listens on once closed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert judge_responses([{"instruction": "x", "input": "", "output": "y"}], ["z"],
-                           url=f"http://127.0.0.1:{port}") is None
+    assert (
+        judge_responses([{"instruction": "x", "input": "", "output": "y"}], ["z"], url=f"http://127.0.0.1:{port}")
+        is None
+    )
     out = capsys.readouterr().out
     assert "ollama serve" in out and "ollama pull llama3" in out
 
 
 # --- chat, streaming and the saved model (tiny random models, never course-base) ----------
+
 
 def tiny_model(context_length=96, seed=0):
     torch.manual_seed(seed)
@@ -354,8 +364,8 @@ def test_stream_tokens_matches_generate_with_and_without_cache():
     model, tokenizer = tiny_model(), gpt2_encoding()
     idx = torch.tensor([tokenizer.encode(format_input({"instruction": "Name a colour."}))])
     streamed = list(stream_tokens(model, idx, max_new_tokens=12))
-    reference = generate(model, idx, 12, context_size=96, use_cache=False)[0, idx.shape[1]:].tolist()
-    assert streamed == reference[:len(streamed)] and len(streamed) == 12  # random model: no end-of-text
+    reference = generate(model, idx, 12, context_size=96, use_cache=False)[0, idx.shape[1] :].tolist()
+    assert streamed == reference[: len(streamed)] and len(streamed) == 12  # random model: no end-of-text
 
 
 def test_stream_tokens_refuses_to_overflow_the_context():
@@ -375,13 +385,15 @@ def test_chat_streams_answers_through_stdin_and_stdout():
     assert f"Model: {expected}\n" in transcript
     # streamed: the answer arrived in several writes, not one
     start = out.writes.index("Model: ")
-    assert len([w for w in out.writes[start + 1:] if w.strip()]) > 1
+    assert len([w for w in out.writes[start + 1 :] if w.strip()]) > 1
 
 
 def prompt_lengths(model):
     """Record the prompt length of every answer (the first forward call of each turn)."""
     lengths = []
-    model.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1]) if args[0].shape[1] > 1 else None)
+    model.register_forward_pre_hook(
+        lambda module, args: lengths.append(args[0].shape[1]) if args[0].shape[1] > 1 else None
+    )
     return lengths
 
 
@@ -494,18 +506,26 @@ def _phi3(entry):  # the worked solution
     return "\n".join(lines + ["<|assistant|>"]) + "\n"
 
 
-@pytest.mark.parametrize("answer, fragment", [
-    (lambda e: f"<|user|>\n{e['instruction']}\n{e.get('input', '')}\n<|assistant|>\n", "Not yet"),  # blank input line
-    (lambda e: f"<|user|>\n{e['instruction']}\n{e['input']}\n<|assistant|>\n" if e["input"] else _phi3(e),
-     "raised KeyError"),                                                                             # no input field
-    (lambda e: _phi3(e).rstrip("\n"), "Not yet"),                                     # no newline after the marker
-    (lambda e: _phi3(e).replace("<|assistant|>", "<|assistant|>\n"), "Not yet"),       # an extra blank line
-    (lambda e: format_input(e), "Not yet"),                                                   # Alpaca's format
-    (lambda e: _phi3(e).split("\n"), "as a string"),
-    (lambda e: None, "Not answered yet"),
-    (None, "Not answered yet"),
-    (_phi3({"instruction": "Say hi.", "input": ""}), "function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, fragment",
+    [
+        (
+            lambda e: f"<|user|>\n{e['instruction']}\n{e.get('input', '')}\n<|assistant|>\n",
+            "Not yet",
+        ),  # blank input line
+        (
+            lambda e: f"<|user|>\n{e['instruction']}\n{e['input']}\n<|assistant|>\n" if e["input"] else _phi3(e),
+            "raised KeyError",
+        ),  # no input field
+        (lambda e: _phi3(e).rstrip("\n"), "Not yet"),  # no newline after the marker
+        (lambda e: _phi3(e).replace("<|assistant|>", "<|assistant|>\n"), "Not yet"),  # an extra blank line
+        (lambda e: format_input(e), "Not yet"),  # Alpaca's format
+        (lambda e: _phi3(e).split("\n"), "as a string"),
+        (lambda e: None, "Not answered yet"),
+        (None, "Not answered yet"),
+        (_phi3({"instruction": "Say hi.", "input": ""}), "function itself"),
+    ],
+)
 def test_exercise_1_check_rejects_wrong_prompts(capsys, answer, fragment):
     out = _verdict(capsys, checks.check_exercise_1, answer)
     assert fragment in out and "Correct" not in out, out
@@ -518,13 +538,13 @@ def test_exercise_1_check_accepts_the_solution(capsys):
 def _mask_prompt_targets(targets, prompt_lengths, ignore_index=-100):  # the worked solution
     masked = targets.clone()
     for row, prompt_length in enumerate(prompt_lengths):
-        masked[row, :max(prompt_length - 1, 0)] = ignore_index
+        masked[row, : max(prompt_length - 1, 0)] = ignore_index
     return masked
 
 
 def _mask_in_place(targets, prompt_lengths, ignore_index=-100):
     for row, prompt_length in enumerate(prompt_lengths):
-        targets[row, :max(prompt_length - 1, 0)] = ignore_index
+        targets[row, : max(prompt_length - 1, 0)] = ignore_index
     return targets
 
 
@@ -538,20 +558,23 @@ def _mask_whole_prompt(targets, prompt_lengths, ignore_index=-100):  # forgets t
 def _mask_one_short(targets, prompt_lengths, ignore_index=-100):
     masked = targets.clone()
     for row, prompt_length in enumerate(prompt_lengths):
-        masked[row, :max(prompt_length - 2, 0)] = ignore_index
+        masked[row, : max(prompt_length - 2, 0)] = ignore_index
     return masked
 
 
-@pytest.mark.parametrize("answer, fragment", [
-    (_mask_in_place, "changed the targets"),
-    (_mask_whole_prompt, "the target at position j is token j + 1"),
-    (_mask_one_short, "the target at position j is token j + 1"),
-    (lambda t, p, i=-100: t.clone(), "Not yet"),                                     # no masking at all
-    (lambda t, p, i=-100: _mask_prompt_targets(t, p, 0), "Not yet"),                 # ignores ignore_index
-    (lambda t, p, i=-100: _mask_prompt_targets(t, p, i).tolist(), "Not yet"),         # not a tensor
-    (lambda t, p, i=-100: None, "Not answered yet"),
-    ("mask_prompt_targets", "function itself"),
-])
+@pytest.mark.parametrize(
+    "answer, fragment",
+    [
+        (_mask_in_place, "changed the targets"),
+        (_mask_whole_prompt, "the target at position j is token j + 1"),
+        (_mask_one_short, "the target at position j is token j + 1"),
+        (lambda t, p, i=-100: t.clone(), "Not yet"),  # no masking at all
+        (lambda t, p, i=-100: _mask_prompt_targets(t, p, 0), "Not yet"),  # ignores ignore_index
+        (lambda t, p, i=-100: _mask_prompt_targets(t, p, i).tolist(), "Not yet"),  # not a tensor
+        (lambda t, p, i=-100: None, "Not answered yet"),
+        ("mask_prompt_targets", "function itself"),
+    ],
+)
 def test_exercise_2_check_rejects_wrong_masks(capsys, answer, fragment):
     out = _verdict(capsys, checks.check_exercise_2, answer)
     assert fragment in out and "Correct" not in out, out
@@ -563,7 +586,7 @@ def test_exercise_2_check_accepts_the_solution(capsys):
 
 def _freeze_all_but_top(model, num_blocks):  # the worked solution
     model.requires_grad_(False)
-    for module in [*list(model.trf_blocks)[len(model.trf_blocks) - num_blocks:], model.final_norm, model.out_head]:
+    for module in [*list(model.trf_blocks)[len(model.trf_blocks) - num_blocks :], model.final_norm, model.out_head]:
         module.requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -571,7 +594,7 @@ def _freeze_all_but_top(model, num_blocks):  # the worked solution
 def _freeze_head_first(model, num_blocks):
     """Unfreezes the top, then freezes the rest: a tied embedding freezes the head again."""
     model.requires_grad_(True)
-    for module in [*list(model.trf_blocks)[:len(model.trf_blocks) - num_blocks], model.tok_emb, model.pos_emb]:
+    for module in [*list(model.trf_blocks)[: len(model.trf_blocks) - num_blocks], model.tok_emb, model.pos_emb]:
         module.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -583,20 +606,23 @@ def _count_twice(model, num_blocks):
 
 def _blocks_only(model, num_blocks):  # forgets the final norm and the head
     model.requires_grad_(False)
-    for block in list(model.trf_blocks)[len(model.trf_blocks) - num_blocks:]:
+    for block in list(model.trf_blocks)[len(model.trf_blocks) - num_blocks :]:
         block.requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("answer, fragment", [
-    (_freeze_head_first, "wrong requires_grad"),
-    (_count_twice, "Count each parameter once"),
-    (_blocks_only, "wrong requires_grad"),
-    (lambda m, n: _freeze_all_but_top(m, n + 1) if n < 3 else _freeze_all_but_top(m, n), "wrong requires_grad"),
-    (lambda m, n: float(_freeze_all_but_top(m, n)), "an int"),
-    (lambda m, n: None, "Not answered yet"),
-    (None, "Not answered yet"),
-])
+@pytest.mark.parametrize(
+    "answer, fragment",
+    [
+        (_freeze_head_first, "wrong requires_grad"),
+        (_count_twice, "Count each parameter once"),
+        (_blocks_only, "wrong requires_grad"),
+        (lambda m, n: _freeze_all_but_top(m, n + 1) if n < 3 else _freeze_all_but_top(m, n), "wrong requires_grad"),
+        (lambda m, n: float(_freeze_all_but_top(m, n)), "an int"),
+        (lambda m, n: None, "Not answered yet"),
+        (None, "Not answered yet"),
+    ],
+)
 def test_exercise_3_check_rejects_wrong_freezing(capsys, answer, fragment):
     out = _verdict(capsys, checks.check_exercise_3, answer)
     assert fragment in out and "Correct" not in out, out

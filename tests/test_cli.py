@@ -12,8 +12,9 @@ from shared.config import settings
 
 def llm_course(*args, env_update=None):
     env = dict(os.environ, **(env_update or {}))
-    return subprocess.run([sys.executable, "-m", "llm_course.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "llm_course.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_unknown_profile_fails_and_lists_valid_ones():
@@ -35,26 +36,30 @@ def mirror_copy(tmp_path):
 
 
 def test_fetch_verifies_every_quick_file_from_the_mirror(mirror_copy, tmp_path):
-    result = llm_course("fetch", env_update={"LLM_COURSE_MIRROR": str(mirror_copy),
-                                             "LLM_COURSE_CACHE": str(tmp_path / "cache")})
+    result = llm_course(
+        "fetch", env_update={"LLM_COURSE_MIRROR": str(mirror_copy), "LLM_COURSE_CACHE": str(tmp_path / "cache")}
+    )
     assert result.returncode == 0, result.stderr
     assert "6/6 files ready" in result.stdout
 
 
 def test_fetch_with_an_altered_mirror_file_names_it_and_both_hashes(mirror_copy, tmp_path):
     from shared.data import REGISTRY, sha256_of
+
     altered = mirror_copy / REGISTRY["the-verdict"].relpath
     altered.write_bytes(altered.read_bytes().replace(b"Gisburn", b"Gisborn"))
-    result = llm_course("fetch", env_update={"LLM_COURSE_MIRROR": str(mirror_copy),
-                                             "LLM_COURSE_CACHE": str(tmp_path / "cache")})
+    result = llm_course(
+        "fetch", env_update={"LLM_COURSE_MIRROR": str(mirror_copy), "LLM_COURSE_CACHE": str(tmp_path / "cache")}
+    )
     assert result.returncode != 0
     assert str(altered) in result.stderr
     assert REGISTRY["the-verdict"].sha256 in result.stderr and sha256_of(altered) in result.stderr
 
 
 def test_check_reports_every_data_file(mirror_copy, tmp_path):
-    result = llm_course("check", env_update={"LLM_COURSE_MIRROR": str(mirror_copy),
-                                             "LLM_COURSE_CACHE": str(tmp_path / "cache")})
+    result = llm_course(
+        "check", env_update={"LLM_COURSE_MIRROR": str(mirror_copy), "LLM_COURSE_CACHE": str(tmp_path / "cache")}
+    )
     assert result.returncode == 0, result.stdout
     for name in ("the-verdict", "sms-spam-collection", "instruction-data", "tinyshakespeare", "torch", "device"):
         assert any(line.startswith("OK") and name in line for line in result.stdout.splitlines()), name

@@ -80,8 +80,11 @@ def test_badge_links_to_the_notebook_in_colab():
 def without_colab_cells(nb):
     """The notebook as it was before `llm-course colab` (the repository's notebooks have the cells)."""
     nb = json.loads(json.dumps(nb))
-    nb["cells"] = [c for c in nb["cells"] if not colab.is_badge("".join(c["source"]))
-                   and not "".join(c["source"]).startswith(colab.SETUP_MARKER)]
+    nb["cells"] = [
+        c
+        for c in nb["cells"]
+        if not colab.is_badge("".join(c["source"])) and not "".join(c["source"]).startswith(colab.SETUP_MARKER)
+    ]
     return nb
 
 
@@ -109,18 +112,22 @@ def test_adding_is_idempotent_and_keeps_cell_ids():
 
 
 def llm_course(*args):
-    return subprocess.run([sys.executable, "-m", "llm_course.cli", "colab", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "llm_course.cli", "colab", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_check_fails_on_a_notebook_without_badge_or_cell(tmp_path):
     notebook = tmp_path / "ch01_intro" / "intro.ipynb"
     notebook.parent.mkdir()
-    notebook.write_text(json.dumps(without_colab_cells(json.loads(NOTEBOOK.read_text(encoding="utf-8")))),
-                        encoding="utf-8")
+    notebook.write_text(
+        json.dumps(without_colab_cells(json.loads(NOTEBOOK.read_text(encoding="utf-8")))), encoding="utf-8"
+    )
     result = llm_course("--check", str(notebook))
     assert result.returncode == 1
-    assert f"{RELPATH}: no 'Open in Colab' badge" in result.stderr and f"{RELPATH}: no Colab setup cell" in result.stderr
+    assert (
+        f"{RELPATH}: no 'Open in Colab' badge" in result.stderr and f"{RELPATH}: no Colab setup cell" in result.stderr
+    )
 
     assert llm_course(str(notebook)).returncode == 0
     assert llm_course("--check", str(notebook)).returncode == 0

@@ -15,7 +15,9 @@ import shared
 from shared.export import MARKER, REPO_ROOT, chapter_notebooks, export, module_path, read_all, stale_modules
 
 CHAPTER_MODULES = sorted(module_path(nb) for nb in chapter_notebooks())
-EXERCISE_CHECKS = sorted(p for pattern in ("ch[0-9][0-9]_*/checks.py", "appendix_*/checks.py") for p in REPO_ROOT.glob(pattern))
+EXERCISE_CHECKS = sorted(
+    p for pattern in ("ch[0-9][0-9]_*/checks.py", "appendix_*/checks.py") for p in REPO_ROOT.glob(pattern)
+)
 # The plumbing every chapter may use: every file of shared/. The application (llm_course/: the CLI,
 # the end-to-end run, its stages, the chat front-end and the judge client) sits on top of all chapters.
 PLUMBING = sorted((REPO_ROOT / "shared").glob("*.py"))
@@ -75,8 +77,9 @@ def test_drift_check_catches_an_edited_export_cell(tmp_path):
 
 
 def test_cli_export_check_is_clean():
-    result = subprocess.run([sys.executable, "-m", "llm_course.cli", "export", "--check"],
-                            capture_output=True, text=True, cwd=REPO_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_course.cli", "export", "--check"], capture_output=True, text=True, cwd=REPO_ROOT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -126,14 +129,21 @@ def chapter_modules_imported(tree: ast.AST) -> dict[str, str]:
 def private_chapter_uses(path: Path) -> list[str]:
     """How an application file reaches chapter code other than by a public name (a module's ``__all__``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    public = {name: set(read_all(REPO_ROOT / Path(*name.split(".")).with_suffix(".py"))) for name in
-              {module_path(nb).relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
-               for nb in chapter_notebooks()}}
+    public = {
+        name: set(read_all(REPO_ROOT / Path(*name.split(".")).with_suffix(".py")))
+        for name in {
+            module_path(nb).relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
+            for nb in chapter_notebooks()
+        }
+    }
     problems = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module in public:
-            problems += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names
-                         if a.name not in public[node.module]]
+            problems += [
+                f"line {node.lineno}: from {node.module} import {a.name}"
+                for a in node.names
+                if a.name not in public[node.module]
+            ]
         if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
             problems.append(f"line {node.lineno}: import_module(...) hides which chapter is used")
     aliases = chapter_modules_imported(tree)
@@ -152,11 +162,13 @@ def test_application_uses_chapters_by_public_names_only(module):
 
 def test_the_public_name_check_can_fail(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from ch05_pretraining import pretraining as ch05\n"
-                   "from ch07_instruction.instruction import _ARTICLES\n"
-                   "import importlib\n"
-                   "ch05._check_state_dict(None, {}, '')\n"
-                   "importlib.import_module('ch06_classification.classification')\n")
+    bad.write_text(
+        "from ch05_pretraining import pretraining as ch05\n"
+        "from ch07_instruction.instruction import _ARTICLES\n"
+        "import importlib\n"
+        "ch05._check_state_dict(None, {}, '')\n"
+        "importlib.import_module('ch06_classification.classification')\n"
+    )
     problems = private_chapter_uses(bad)
     assert len(problems) == 3 and any("_check_state_dict" in p for p in problems), problems
 
@@ -167,8 +179,14 @@ def test_chapter_module_imports_alone(module, tmp_path):
 
     It runs in an empty folder, so only the installed course is on the path."""
     name = f"{module.parent.name}.{module.stem}"
-    result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
-                            cwd=tmp_path, env=os.environ, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {name}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=os.environ,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -22,7 +22,14 @@ import pytest
 
 from shared.config import ProfileError, settings
 from shared.data import (
-    REGISTRY, ChecksumError, DataFile, FetchError, check_gpt2_safetensors, fetch, local_copy, sha256_of,
+    REGISTRY,
+    ChecksumError,
+    DataFile,
+    FetchError,
+    check_gpt2_safetensors,
+    fetch,
+    local_copy,
+    sha256_of,
 )
 
 CONTENT = b"It had always been rather a surprise to me.\n"
@@ -177,8 +184,10 @@ def test_registry_entries_are_complete():
         assert item.sha256 is None or len(item.sha256) == 64
 
 
-@pytest.mark.parametrize("name", ["the-verdict", "sms-spam-collection", "instruction-data",
-                                  "tinyshakespeare", "gpt2-encoder", "gpt2-vocab-bpe"])
+@pytest.mark.parametrize(
+    "name",
+    ["the-verdict", "sms-spam-collection", "instruction-data", "tinyshakespeare", "gpt2-encoder", "gpt2-vocab-bpe"],
+)
 def test_registry_hashes_match_the_offline_mirror(name):
     """The pinned hashes agree with the course data mirror (when one is configured)."""
     mirror = settings().mirror

@@ -6,8 +6,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.exercises import (NOT_ANSWERED, RETURNED_NONE, aten_ops_called, call_answer, call_safely, is_integer,
-                              is_number, names_used, not_a_function, not_answered, report)
+from shared.exercises import (
+    NOT_ANSWERED,
+    RETURNED_NONE,
+    aten_ops_called,
+    call_answer,
+    call_safely,
+    is_integer,
+    is_number,
+    names_used,
+    not_a_function,
+    not_answered,
+    report,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = sorted(ROOT.glob("*/checks.py"))
@@ -60,6 +71,7 @@ def test_names_used_sees_nested_code():
     def outer(x):
         def inner():
             return GPTDataset(x)  # noqa: F821 - never called
+
         return x.mask, "attribute"
 
     assert {"GPTDataset", "mask", "attribute"} <= names_used(outer)
@@ -70,7 +82,12 @@ def test_aten_ops_called_sees_every_route_to_an_operator(capsys):
     from torch import topk as imported_topk
 
     x = torch.randn(3, 5)
-    routes = [lambda: torch.topk(x, 2), lambda: x.topk(2), lambda: imported_topk(x, 2), lambda: torch.ops.aten.topk(x, 2)]
+    routes = [
+        lambda: torch.topk(x, 2),
+        lambda: x.topk(2),
+        lambda: imported_topk(x, 2),
+        lambda: torch.ops.aten.topk(x, 2),
+    ]
     for route in routes:
         ok, _, ops = aten_ops_called(route)
         assert ok and "topk" in ops
@@ -86,6 +103,9 @@ def test_every_check_takes_its_helpers_from_shared_exercises():
     for path in CHECKS:
         source = path.read_text(encoding="utf-8")
         assert "from shared.exercises import" in source, path
-        assert not re.search(r"^def _?(not_answered|call_safely|report|print_first_problem|verdict|is_function)\(",
-                             source, re.MULTILINE), path
-        assert not re.search(r"^\s*except Exception", source, re.MULTILINE), f"{path}: call the reader's code via call_safely"
+        assert not re.search(
+            r"^def _?(not_answered|call_safely|report|print_first_problem|verdict|is_function)\(", source, re.MULTILINE
+        ), path
+        assert not re.search(r"^\s*except Exception", source, re.MULTILINE), (
+            f"{path}: call the reader's code via call_safely"
+        )

@@ -12,25 +12,28 @@ import urllib.error
 
 import pytest
 import torch
+from ollama_stub import DIGEST, DROP, ERROR, GARBAGE, NOT_HTTP, STALL, OllamaStub
 
 from ch07_instruction import instruction as ch07
-from ollama_stub import DIGEST, DROP, ERROR, GARBAGE, NOT_HTTP, STALL, OllamaStub
-from llm_course import stages
 from ch07_instruction.instruction import UnparseableReply, parse_score
+from llm_course import stages
 from llm_course.judge import failure_kind, judge_all
 
 TIMEOUT = 0.5
 
 
-@pytest.mark.parametrize("reply, score", [
-    ("70", 70),
-    ("Score: 85", 85),
-    ("I'd give it 70/100", 70),
-    ("On a scale of 0 to 100, this answer deserves 70.", 70),
-    ("On a scale from 0-100: 0", 0),
-    ("It gets 100 out of 100.", 100),
-    ("Hmm, 40? No: 65", 65),  # the last number is the answer
-])
+@pytest.mark.parametrize(
+    "reply, score",
+    [
+        ("70", 70),
+        ("Score: 85", 85),
+        ("I'd give it 70/100", 70),
+        ("On a scale of 0 to 100, this answer deserves 70.", 70),
+        ("On a scale from 0-100: 0", 0),
+        ("It gets 100 out of 100.", 100),
+        ("Hmm, 40? No: 65", 65),  # the last number is the answer
+    ],
+)
 def test_parse_score_takes_the_score_not_the_scale(reply, score):
     assert parse_score(reply) == score
 
@@ -52,17 +55,20 @@ def judge_error_from(exc):
             return judge_error
 
 
-@pytest.mark.parametrize("exc, kind", [
-    (socket.timeout("timed out"), "timeout"),
-    (urllib.error.URLError(TimeoutError("timed out")), "timeout"),
-    (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "connection refused"),
-    (http.client.RemoteDisconnected("Remote end closed connection without response"), "connection dropped"),
-    (ConnectionResetError(104, "Connection reset by peer"), "connection dropped"),
-    (urllib.error.URLError("no route"), "connection error"),
-    (judge_error_from(urllib.error.HTTPError("http://x", 404, "Not Found", {}, io.BytesIO(b""))), "HTTP 404"),
-    (judge_error_from(json.JSONDecodeError("Expecting value", "<html>", 0)), "unparseable reply"),
-    (UnparseableReply("no score"), "unparseable reply"),
-])
+@pytest.mark.parametrize(
+    "exc, kind",
+    [
+        (TimeoutError("timed out"), "timeout"),
+        (urllib.error.URLError(TimeoutError("timed out")), "timeout"),
+        (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "connection refused"),
+        (http.client.RemoteDisconnected("Remote end closed connection without response"), "connection dropped"),
+        (ConnectionResetError(104, "Connection reset by peer"), "connection dropped"),
+        (urllib.error.URLError("no route"), "connection error"),
+        (judge_error_from(urllib.error.HTTPError("http://x", 404, "Not Found", {}, io.BytesIO(b""))), "HTTP 404"),
+        (judge_error_from(json.JSONDecodeError("Expecting value", "<html>", 0)), "unparseable reply"),
+        (UnparseableReply("no score"), "unparseable reply"),
+    ],
+)
 def test_each_failure_gets_its_reason(exc, kind):
     assert failure_kind(exc) == kind
 
@@ -80,8 +86,12 @@ def test_a_refused_connection_is_skipped_and_counted():
 def answered(tmp_path):
     """A run folder holding four fine-tuned answers, as the instruct-eval stage saves them."""
     entries = ch07.load_instruction_data()[:4]
-    ch07.save_responses(tmp_path / stages.RESPONSES_FILE, entries, base_response=["-"] * 4,
-                        model_response=[entry["output"] for entry in entries])
+    ch07.save_responses(
+        tmp_path / stages.RESPONSES_FILE,
+        entries,
+        base_response=["-"] * 4,
+        model_response=[entry["output"] for entry in entries],
+    )
     return tmp_path
 
 
@@ -105,8 +115,9 @@ def test_a_stalled_judge_times_out_and_is_given_up_after_three(answered):
     assert chats == 3  # the fourth answer is not sent to a server that stopped answering
     assert result["failed"] == {"timeout": 3, "not asked (the judge had stopped answering)": 1}
     assert result["mean"] is None and result["scores"] == [None] * 4
-    assert stages.judge_line(result) == ("no answer was scored; 4 skipped: 3 timeout, "
-                                         "1 not asked (the judge had stopped answering)")
+    assert stages.judge_line(result) == (
+        "no answer was scored; 4 skipped: 3 timeout, 1 not asked (the judge had stopped answering)"
+    )
     assert "3 timeout" in result["retry"]  # asked again at the next run
 
 
@@ -131,8 +142,9 @@ def test_mixed_faults_are_counted_by_reason(answered):
     with OllamaStub([STALL, "Score: 85", GARBAGE, ERROR]) as stub:
         result = judge(answered, stub.url)
     assert result["failed"] == {"timeout": 1, "unparseable reply": 1, "HTTP 500": 1}
-    assert stages.judge_line(result) == ("mean 85.0 / 100 over 1 answer; "
-                                         "3 skipped: 1 HTTP 500, 1 timeout, 1 unparseable reply")
+    assert stages.judge_line(result) == (
+        "mean 85.0 / 100 over 1 answer; 3 skipped: 1 HTTP 500, 1 timeout, 1 unparseable reply"
+    )
     assert "HTTP 500" in result["examples"]["HTTP 500"] and "not json" in result["examples"]["unparseable reply"]
 
 

@@ -10,6 +10,7 @@ The rules (docs/NOTEBOOKS.md, "Structure of a chapter notebook"):
   ``Book ↔ course`` table, before their first numbered section;
 - the solutions notebook has one ``## Exercise K — title`` per exercise, with the same titles.
 """
+
 import json
 import re
 from pathlib import Path
@@ -129,19 +130,27 @@ def test_book_map_is_a_table(folder):
 
 def test_the_rules_catch_a_broken_notebook(tmp_path):
     """The checker itself fails on each kind of mistake."""
+
     def notebook(*cells):
         path = tmp_path / "nb.ipynb"
         path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": c} for c in cells]}))
         return path
 
-    good = ["# Chapter 3 — Attention", "## Book ↔ course\n|a|b|\n|-|-|\n|x|y|",
-            "## 3.1 Idea (~5 min)", "### 3.1.1 Part", "## 3.2 More (~10 min)", "## Exercises",
-            "### Exercise 1 — one", "## Summary"]
+    good = [
+        "# Chapter 3 — Attention",
+        "## Book ↔ course\n|a|b|\n|-|-|\n|x|y|",
+        "## 3.1 Idea (~5 min)",
+        "### 3.1.1 Part",
+        "## 3.2 More (~10 min)",
+        "## Exercises",
+        "### Exercise 1 — one",
+        "## Summary",
+    ]
     assert structure_problems(notebook(*good), "3", True) == []
     assert structure_problems(notebook(*good[:1], *good[2:]), "3", True) == ["no '## Book ↔ course' map"]
     broken = [
-        ["# Chapter 3 — Attention", "## 1. Idea (~5 min)"],                 # old numbering
-        ["# Chapter 3 — Attention", "## 3.1 Idea"],                          # no time estimate
+        ["# Chapter 3 — Attention", "## 1. Idea (~5 min)"],  # old numbering
+        ["# Chapter 3 — Attention", "## 3.1 Idea"],  # no time estimate
         ["# Chapter 3 — Attention", "## 3.2 A (~5 min)", "## 3.1 B (~5 min)"],  # out of order
         ["# Chapter 3 — Attention", "## 3.1 A (~5 min)", "### Loose part"],  # unnumbered subsection
         ["# Chapter 3 — Attention", "## Exercises", "### Exercise 2 — skipped one"],

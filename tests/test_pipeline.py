@@ -23,12 +23,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from ollama_stub import STALL, OllamaStub
 
 from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
 from ch08_modern_llm import modern_llm as ch08
-from ollama_stub import STALL, OllamaStub
 from llm_course import cli, pipeline, stages
 from shared.data import REGISTRY
 from shared.runtime import get_device
@@ -42,14 +42,35 @@ def closed_port_url():
 
 STAGE_NAMES = [stage.name for stage in stages.STAGES]
 TINY_BASE = dataclasses.replace(
-    ch05.COURSE_BASE_RECIPE, max_steps=24, warmup_steps=2, eval_freq=12, eval_iter=2,
-    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=128, emb_dim=32, n_heads=2, n_layers=2))
+    ch05.COURSE_BASE_RECIPE,
+    max_steps=24,
+    warmup_steps=2,
+    eval_freq=12,
+    eval_iter=2,
+    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=128, emb_dim=32, n_heads=2, n_layers=2),
+)
 NO_JUDGE = closed_port_url().removesuffix("/file")  # nothing listens there: the judge is skipped
-TINY_PLAN = stages.RunPlan(tokenizer_chars=3000, eval_batches=2, eval_batch_size=4, sample_tokens=8,
-                           instruction_examples=4, max_new_tokens=8, report_examples=2,
-                           judge_url=NO_JUDGE, judge_timeout=0.5)
-SECTIONS = ["## Stages", "## 1. Tokenizer", "## 2. Base model", "## 3. Base model evaluation", "## 4. Spam classifier",
-            "## 5. Instruction fine-tuning", "## 6. Instruction evaluation", "### Example answers"]
+TINY_PLAN = stages.RunPlan(
+    tokenizer_chars=3000,
+    eval_batches=2,
+    eval_batch_size=4,
+    sample_tokens=8,
+    instruction_examples=4,
+    max_new_tokens=8,
+    report_examples=2,
+    judge_url=NO_JUDGE,
+    judge_timeout=0.5,
+)
+SECTIONS = [
+    "## Stages",
+    "## 1. Tokenizer",
+    "## 2. Base model",
+    "## 3. Base model evaluation",
+    "## 4. Spam classifier",
+    "## 5. Instruction fine-tuning",
+    "## 6. Instruction evaluation",
+    "### Example answers",
+]
 PLOTS = ["spam_curves.png", "spam_confusion.png", "instruct_loss.png", "instruction_scores.png"]
 
 
@@ -119,9 +140,16 @@ def run(tiny, tmp_path_factory):
     cached = llm_course("run", "--out", out)
     cached_seconds = time.perf_counter() - start
     records = {name: json.loads((out / "stages" / f"{name}.json").read_text()) for name in STAGE_NAMES}
-    return SimpleNamespace(out=out, interrupted=interrupted, after_interrupt=after_interrupt,
-                           report_after_interrupt=report_after_interrupt, resumed=resumed, cached=cached,
-                           cached_seconds=cached_seconds, records=records)
+    return SimpleNamespace(
+        out=out,
+        interrupted=interrupted,
+        after_interrupt=after_interrupt,
+        report_after_interrupt=report_after_interrupt,
+        resumed=resumed,
+        cached=cached,
+        cached_seconds=cached_seconds,
+        records=records,
+    )
 
 
 def test_an_interrupted_run_keeps_the_finished_stages_and_the_next_run_resumes(run):
@@ -190,14 +218,17 @@ def test_report_has_every_section_and_the_numbers_of_the_records(run):
         assert (run.out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ref = r["smollm2-eval"]
     assert set(ref["scores"]) == {"echo", "nearest training example", "SmolLM2-135M-Instruct"}
-    for metric, base in r["instruct-eval"]["scores"]["base"].items():
+    for metric in r["instruct-eval"]["scores"]["base"]:
         row = [r["instruct-eval"]["scores"][name][metric] for name in ("base", "fine-tuned")]
         row += [ref["scores"][name][metric] for name in ("echo", "nearest training example", "SmolLM2-135M-Instruct")]
         assert "| " + " | ".join([metric] + [f"{x:.3f}" for x in row]) + " |" in report, metric
     assert ref["scores"]["echo"]["token_f1"] > 0.1  # the echo repeats words the references share
     assert f"  - SmolLM2-135M-Instruct: {ref['smollm2_examples'][0][:40]}" in report
-    assert report.rstrip().splitlines()[-3:] == [f"Chat with the result: `llm-course chat --run {run.out}`", "",
-                                                 "Chat with SmolLM2-135M-Instruct (chapter 8): `llm-course chat --model smollm2`"]
+    assert report.rstrip().splitlines()[-3:] == [
+        f"Chat with the result: `llm-course chat --run {run.out}`",
+        "",
+        "Chat with SmolLM2-135M-Instruct (chapter 8): `llm-course chat --model smollm2`",
+    ]
 
 
 def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_the_file_does(run, tmp_path):
@@ -207,7 +238,9 @@ def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_th
     shutil.copytree(run.out, copy)
 
     def unavailable():
-        raise stages.FetchError("could not fetch 'smollm2-135m-instruct': LLM_COURSE_MIRROR is not set, and pip failed.")
+        raise stages.FetchError(
+            "could not fetch 'smollm2-135m-instruct': LLM_COURSE_MIRROR is not set, and pip failed."
+        )
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ch08, "load_smollm2", unavailable)
@@ -262,7 +295,9 @@ def test_a_damaged_model_file_reruns_its_stage(run, tmp_path):
     reason = pipeline.rerun_reason(record, record["inputs"], copy, False)
     assert reason == f"file {stages.INSTRUCT_MODEL_DIR}/model.safetensors was altered since the stage ran"
     downstream = json.loads((copy / "stages" / "instruct-eval.json").read_text())["inputs"]["depends_on"]["instruct"]
-    damaged = dict(record, artifacts=dict(record["artifacts"], **{f"{stages.INSTRUCT_MODEL_DIR}/model.safetensors": "0"}))
+    damaged = dict(
+        record, artifacts=dict(record["artifacts"], **{f"{stages.INSTRUCT_MODEL_DIR}/model.safetensors": "0"})
+    )
     assert pipeline.output_id(record) == downstream != pipeline.output_id(damaged)  # other weights: eval redone
 
 
@@ -312,8 +347,12 @@ def test_a_judge_that_appears_reruns_only_the_judge_stage(run, tmp_path):
         stub.replies = iter(["I'd give it 70/100", "Score: 90", "On a scale of 0 to 100 ... 70", "oops"])
         code, stdout, stderr = llm_course("run", "--out", copy)
         assert code == 0, stderr
-        assert re.search(r"\] instruct-judge .*\(the judge did not answer last time \(4 skipped: 3 timeout, "
-                         r"1 not asked \(the judge had stopped answering\)\)\) \.\.\.$", stdout, re.M), stdout
+        assert re.search(
+            r"\] instruct-judge .*\(the judge did not answer last time \(4 skipped: 3 timeout, "
+            r"1 not asked \(the judge had stopped answering\)\)\) \.\.\.$",
+            stdout,
+            re.M,
+        ), stdout
         lines = stage_lines(stdout)
         assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
         assert "judge mean 76.7 / 100 over 3 answers; 1 skipped: 1 unparseable reply" in lines["instruct-judge"]
@@ -326,7 +365,9 @@ def test_a_judge_that_appears_reruns_only_the_judge_stage(run, tmp_path):
     assert code == 0, stderr
     lines = stage_lines(stdout)
     assert [name for name, line in lines.items() if not line.endswith("(cached)")] == ["instruct-judge"]
-    assert "instruct-judge asking the LLM judge (Ollama) to score the answers (changed: answers True -> False, " in stdout
+    assert (
+        "instruct-judge asking the LLM judge (Ollama) to score the answers (changed: answers True -> False, " in stdout
+    )
     assert f"judge skipped (no Ollama server answers at {stub.url}" in lines["instruct-judge"]
 
 
@@ -352,14 +393,33 @@ def test_fresh_redoes_the_stages(run, tmp_path):
         assert any(re.match(rf"\[\d/\d\] {name} .*\(--fresh\) \.\.\.$", line) for line in lines), name
     for name in ["tokenizer", "base"]:
         redone = json.loads((copy / "stages" / f"{name}.json").read_text())
-        assert redone["seconds"] != run.records[name]["seconds"] and redone["fingerprint"] == run.records[name]["fingerprint"]
+        assert (
+            redone["seconds"] != run.records[name]["seconds"]
+            and redone["fingerprint"] == run.records[name]["fingerprint"]
+        )
     assert not (copy / "stages" / "base-eval.json").exists()  # the interrupted stage does not look done
 
 
 def test_chat_with_the_runs_model_through_stdin(run):
-    result = subprocess.run([sys.executable, "-m", "llm_course.cli", "chat", "--run", str(run.out), "--temperature", "0",
-                             "--max-new-tokens", "8"], input="hello\n/quit\n", capture_output=True, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llm_course.cli",
+            "chat",
+            "--run",
+            str(run.out),
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "8",
+        ],
+        input="hello\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "You: hello\nModel: " in result.stdout and "Bye." in result.stdout
 

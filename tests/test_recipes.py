@@ -59,8 +59,13 @@ def spam_notebook_cells(recipe, restart_shuffle=True):
     train_dataset = ch06.SpamDataset(paths["train"], tokenizer, context_length=TINY.context_length)
     val_dataset = ch06.SpamDataset(paths["validation"], tokenizer, max_length=train_dataset.max_length)
     test_dataset = ch06.SpamDataset(paths["test"], tokenizer, max_length=train_dataset.max_length)
-    train_loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, drop_last=True,
-                              generator=torch.Generator().manual_seed(123))
+    train_loader = DataLoader(
+        train_dataset,
+        batch_size=recipe.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(123),
+    )
     val_loader = DataLoader(val_dataset, batch_size=recipe.batch_size)
     test_loader = DataLoader(test_dataset, batch_size=recipe.batch_size)
     next(iter(val_loader))
@@ -75,13 +80,30 @@ def spam_notebook_cells(recipe, restart_shuffle=True):
     if restart_shuffle:
         train_loader.generator.manual_seed(123)
     set_sdpa(model, True)
-    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=recipe.learning_rate,
-                                  weight_decay=recipe.weight_decay, fused=fast_path_options("cpu")["fused_adamw"])
+    optimizer = torch.optim.AdamW(
+        (p for p in model.parameters() if p.requires_grad),
+        lr=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+        fused=fast_path_options("cpu")["fused_adamw"],
+    )
     total_steps = recipe.num_epochs * len(train_loader)
-    scheduler = (torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0,
-                                                   total_iters=total_steps) if recipe.linear_decay else None)
-    ch06.train_classifier(model, train_loader, val_loader, optimizer, "cpu", num_epochs=recipe.num_epochs,
-                          eval_freq=20, eval_iter=5, scheduler=scheduler, max_steps=recipe.max_steps)
+    scheduler = (
+        torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+        if recipe.linear_decay
+        else None
+    )
+    ch06.train_classifier(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        "cpu",
+        num_epochs=recipe.num_epochs,
+        eval_freq=20,
+        eval_iter=5,
+        scheduler=scheduler,
+        max_steps=recipe.max_steps,
+    )
     return model.eval(), {"validation": val_loader, "test": test_loader}
 
 
@@ -115,9 +137,15 @@ def instruction_notebook_cells(recipe, restart_shuffle=True):
     """Sections 7.2-7.6 of the notebook, cell by cell (with a tiny base model)."""
     tokenizer = gpt2_encoding()
     train_entries, _, val_entries = ch07.split_entries(ch07.load_instruction_data(), seed=123)
-    train_loader, val_loader = ch07.make_instruction_loaders(train_entries, val_entries, tokenizer, recipe.batch_size,
-                                                             TINY.context_length, device="cpu",
-                                                             mask_prompt=recipe.mask_prompt)
+    train_loader, val_loader = ch07.make_instruction_loaders(
+        train_entries,
+        val_entries,
+        tokenizer,
+        recipe.batch_size,
+        TINY.context_length,
+        device="cpu",
+        mask_prompt=recipe.mask_prompt,
+    )
     next(iter(val_loader))
     model = tiny_base(recipe.base_model)
     with torch.no_grad():  # 7.6: the losses before fine-tuning
@@ -126,8 +154,15 @@ def instruction_notebook_cells(recipe, restart_shuffle=True):
     set_seed(123)
     if restart_shuffle:
         train_loader.generator.manual_seed(123)
-    history = ch07.finetune(model, train_loader, val_loader, recipe, "cpu",
-                            start_context=ch07.format_input(val_entries[0]), tokenizer=tokenizer)
+    history = ch07.finetune(
+        model,
+        train_loader,
+        val_loader,
+        recipe,
+        "cpu",
+        start_context=ch07.format_input(val_entries[0]),
+        tokenizer=tokenizer,
+    )
     return model.eval(), history
 
 

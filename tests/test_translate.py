@@ -18,10 +18,21 @@ def test_every_translated_notebook_is_current():
 
 
 def notebook(*cells):
-    return {"cells": [dict(cell_type=kind, id=cid, metadata={}, source=text,
-                           **({"outputs": [], "execution_count": None} if kind == "code" else {}))
-                      for kind, cid, text in cells],
-            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": [
+            dict(
+                cell_type=kind,
+                id=cid,
+                metadata={},
+                source=text,
+                **({"outputs": [], "execution_count": None} if kind == "code" else {}),
+            )
+            for kind, cid, text in cells
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 @pytest.fixture
@@ -30,11 +41,15 @@ def course(tmp_path):
     folder = tmp_path / "ch09_demo"
     folder.mkdir()
     english = folder / "demo.ipynb"
-    english.write_text(json.dumps(notebook(
-        ("markdown", "t", "# Chapter 9 — A demo\n\nWe count the tokens of a text."),
-        ("code", "c1", "tokens = text.split()  # split at spaces\nprint(len(tokens))"),
-        ("markdown", "m", "The count depends on the tokenizer."),
-    )))
+    english.write_text(
+        json.dumps(
+            notebook(
+                ("markdown", "t", "# Chapter 9 — A demo\n\nWe count the tokens of a text."),
+                ("code", "c1", "tokens = text.split()  # split at spaces\nprint(len(tokens))"),
+                ("markdown", "m", "The count depends on the tokenizer."),
+            )
+        )
+    )
     nb = json.loads(english.read_text())
     entries = tr.skeleton(nb)
     entries["t"] = tr.Entry(entries["t"].source_hash, "# 9장 — 예시\n\n텍스트의 토큰을 셉니다.")
@@ -60,7 +75,9 @@ def test_an_edited_english_cell_is_named(course):
     english.write_text(json.dumps(nb))
     problems, _ = tr.translate("ko", check=True, root=root)
     (found,) = problems[english]
-    assert found.startswith("cell m (#2, 'The count depends on the tokenizer and the text.') changed since it was translated")
+    assert found.startswith(
+        "cell m (#2, 'The count depends on the tokenizer and the text.') changed since it was translated"
+    )
 
 
 def test_a_changed_code_token_in_the_twin_fails_and_a_comment_alone_does_not_count_as_code(course):

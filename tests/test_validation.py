@@ -1,4 +1,5 @@
 """shared.validation: the argument checks accept what they promise and reject everything else."""
+
 import math
 import re
 
