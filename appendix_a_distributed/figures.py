@@ -61,25 +61,16 @@ def plot_gradient_averaging(rank_grads, averaged):
     entries = range(len(averaged))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
     width = 0.8 / len(rank_grads)
-    for rank, grad in enumerate(rank_grads):
-        axes[0].bar(
-            [e + rank * width for e in entries],
-            list(grad),
-            width,
-            label=f"rank {rank}",
-            color=RANK_COLORS[rank % len(RANK_COLORS)],
-        )
+
+    def bars(ax, per_rank, **style):
+        """One group of bars per gradient entry, one bar per rank, side by side."""
+        for rank, values in enumerate(per_rank):
+            color = RANK_COLORS[rank % len(RANK_COLORS)]
+            ax.bar([e + rank * width for e in entries], list(values), width, label=f"rank {rank}", color=color, **style)
+
+    bars(axes[0], rank_grads)
     axes[0].set_title("before: each rank's gradient\n(its own examples)")
-    for rank in range(len(rank_grads)):
-        axes[1].bar(
-            [e + rank * width for e in entries],
-            list(averaged),
-            width,
-            label=f"rank {rank}",
-            color=RANK_COLORS[rank % len(RANK_COLORS)],
-            hatch="//",
-            edgecolor="white",
-        )
+    bars(axes[1], [averaged] * len(rank_grads), hatch="//", edgecolor="white")
     axes[1].set_title("after all-reduce (sum, then / world size):\nthe same average on every rank")
     for ax in axes:
         ax.axhline(0, color="black", linewidth=0.6)

@@ -56,15 +56,9 @@ def main(quick: bool = False) -> list:
 
     t = interleaved_medians({"course": course, "hf": huggingface}, repeats=1 if quick else 3, warmup=0)
     speed = {name: NEW_TOKENS / seconds for name, seconds in t.items()}
-    return [
-        Result(
-            "P8",
-            f"SmolLM2-135M: generate {NEW_TOKENS} tokens, course vs HF generate",
-            t["hf"] / t["course"],
-            TARGET,
-            f"course {speed['course']:.1f} tok/s, HF {speed['hf']:.1f} tok/s; same tokens",
-        )
-    ]
+    title = f"SmolLM2-135M: generate {NEW_TOKENS} tokens, course vs HF generate"
+    note = f"course {speed['course']:.1f} tok/s, HF {speed['hf']:.1f} tok/s; same tokens"
+    return [Result("P8", title, t["hf"] / t["course"], TARGET, note)]
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ def check_exercise_1(make_pairs):
     print("Correct!")
 
 
+def _if_off(problem, hint):
+    """``problem`` with ``hint`` added when the answer is a number that is off (not a wrong type)."""
+    return f"{problem} {hint}" if problem and problem.endswith("is off.") else problem
+
+
 def check_exercise_2(embedding_share, feed_forward_share):
     """Check the shares (fractions between 0 and 1) of GPT-3 175B's parameters that sit in
     the token embedding and in the feed-forward layers (tied output head, 1% tolerance)."""
@@ -97,12 +102,10 @@ def check_exercise_2(embedding_share, feed_forward_share):
         problem = _number_problem(name, answer, parts[part] / total, 0.01)
         if problem and is_number(answer) and answer > 1:
             problem += " It should be a fraction between 0 and 1, not a percentage."
-        elif problem and problem.endswith("is off."):
-            problem += (
-                f" Divide the {part}'s parameters by the total, both from "
-                "gpt_parameter_breakdown(50257, 2048, 12288, 96)."
-            )
-        problems.append(problem)
+        hint = (
+            f"Divide the {part}'s parameters by the total, both from gpt_parameter_breakdown(50257, 2048, 12288, 96)."
+        )
+        problems.append(_if_off(problem, hint))
     report(*problems)
 
 
@@ -114,8 +117,7 @@ def check_exercise_3(flops, gpu_hours):
     expected_flops = training_flops(7e9, 2e12)
     problem = _number_problem("flops", flops, expected_flops, 0.01)
     if problem:
-        hint = " Use 6 * parameters * training tokens." if problem.endswith("is off.") else ""
-        print(problem + hint)
+        print(_if_off(problem, "Use 6 * parameters * training tokens."))
         return
     expected_hours = expected_flops / (0.5 * 312e12) / 3600
     problem = _number_problem("gpu_hours", gpu_hours, expected_hours, 0.01)
@@ -149,10 +151,6 @@ def check_exercise_4(epochs):
     for source, row in GPT3_TRAINING_MIX.items():
         drawn = row["weight"] * GPT3_TRAINING_TOKENS
         problem = _number_problem(f"epochs[{source!r}]", epochs[source], drawn / row["tokens"], 0.02)
-        if problem and problem.endswith("is off."):
-            problem += (
-                f" Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) "
-                "by the tokens it contains."
-            )
-        problems.append(problem)
+        hint = f"Divide the tokens drawn from it during training (weight * {GPT3_TRAINING_TOKENS:.0e}) by the tokens it contains."
+        problems.append(_if_off(problem, hint))
     report(*problems)

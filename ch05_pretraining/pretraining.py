@@ -736,34 +736,15 @@ class PretrainSettings:
     seed: int
 
 
-COURSE_BASE_RECIPE = PretrainSettings(
-    config=GPTConfig(
-        vocab_size=50257,
-        context_length=256,
-        emb_dim=128,
-        n_heads=4,
-        n_layers=6,
-        drop_rate=0.0,
-        qkv_bias=False,
-        use_sdpa=False,
-    ),
-    texts=("tinyshakespeare", "the-verdict"),
-    val_fraction=0.1,
-    batch_size=2,
-    num_epochs=1,
-    max_steps=260,
-    learning_rate=2e-3,
-    min_learning_rate=2e-4,
-    warmup_steps=10,
-    weight_decay=0.1,
-    grad_clip=1.0,
-    embedding_std=0.02,
-    sdpa=True,
-    fused_adamw=True,
-    eval_freq=100,
-    eval_iter=4,
-    seed=123,
+# fmt: off
+COURSE_BASE_RECIPE = PretrainSettings(  # laid out as a table: the model, the data, the optimizer, the rest
+    config=GPTConfig(vocab_size=50257, context_length=256, emb_dim=128, n_heads=4, n_layers=6, drop_rate=0.0,
+                     qkv_bias=False, use_sdpa=False),
+    texts=("tinyshakespeare", "the-verdict"), val_fraction=0.1, batch_size=2, num_epochs=1, max_steps=260,
+    learning_rate=2e-3, min_learning_rate=2e-4, warmup_steps=10, weight_decay=0.1, grad_clip=1.0,
+    embedding_std=0.02, sdpa=True, fused_adamw=True, eval_freq=100, eval_iter=4, seed=123,
 )
+# fmt: on
 
 
 def course_base_config():

@@ -178,30 +178,26 @@ def cmd_chat(args) -> int:
             )
     else:
         model = ch07.load_instruction_model(profile, device)  # fine-tunes it first if it is not cached
-    ch07.chat_loop(
-        model,
-        gpt2_encoding(),
+    ch07.chat_loop(model, gpt2_encoding(), **_chat_options(args))
+    return 0
+
+
+def _chat_options(args) -> dict:
+    """The sampling options both chats take; a piped stdin is echoed, so a transcript reads like a chat."""
+    return dict(
         temperature=args.temperature,
         top_k=args.top_k or None,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         echo=not sys.stdin.isatty(),
     )
-    return 0
 
 
 def _chat_smollm2(args) -> int:
     """``llm-course chat --model smollm2``: chapter 8's SmolLM2-135M-Instruct, on the CPU."""
     from ch08_modern_llm.modern_llm import load_smollm2, smollm2_chat_loop
 
-    smollm2_chat_loop(
-        load_smollm2(),
-        temperature=args.temperature,
-        top_k=args.top_k or None,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        echo=not sys.stdin.isatty(),
-    )
+    smollm2_chat_loop(load_smollm2(), **_chat_options(args))
     return 0
 
 

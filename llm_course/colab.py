@@ -161,12 +161,10 @@ def cmd_colab(args) -> int:
         if updated != nb:
             write_notebook(path, updated)
             print(f"updated {relpath}")
-    if args.check:
-        print(
-            f"{failed} of {len(notebooks)} notebook(s) lack a current Colab badge or setup cell"
-            if failed
-            else f"all {len(notebooks)} notebooks open in Colab"
-        )
+    if args.check and failed:
+        print(f"{failed} of {len(notebooks)} notebook(s) lack a current Colab badge or setup cell")
+    elif args.check:
+        print(f"all {len(notebooks)} notebooks open in Colab")
     return 1 if failed else 0
 
 
@@ -175,9 +173,6 @@ def add_colab_command(sub) -> None:
     parser = sub.add_parser("colab", help="add or update each notebook's 'Open in Colab' badge and setup cell")
     parser.add_argument("--check", action="store_true", help="only report notebooks that lack them (exit 1 if any)")
     parser.add_argument(
-        "notebooks",
-        nargs="*",
-        metavar="NOTEBOOK",
-        help="notebooks inside the course (default: every chapter, appendix and solutions notebook)",
+        "notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks of the course (default: all of them)"
     )
     parser.set_defaults(func=cmd_colab)

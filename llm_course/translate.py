@@ -276,9 +276,6 @@ def add_translate_command(sub) -> None:
         "differs from the generated one or from the English code",
     )
     parser.add_argument(
-        "--init",
-        nargs="+",
-        metavar="NOTEBOOK",
-        help="start the catalogue of these notebooks: their English text, to be replaced",
+        "--init", nargs="+", metavar="NOTEBOOK", help="start these notebooks' catalogues (English, to translate)"
     )
     parser.set_defaults(func=cmd_translate)
