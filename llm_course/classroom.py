@@ -181,17 +181,12 @@ def course_base_problem(folder: Path) -> str | None:
     The same test chapter 5 applies before loading it: the recipe it was trained with must be
     the current one, and the weights must match the hash recorded beside them.
     """
-    from ch05_pretraining.pretraining import COURSE_BASE_RECIPE  # the application sits above the chapters
+    from ch05_pretraining.pretraining import COURSE_BASE_RECIPE, read_model_folder, read_model_info
 
-    try:
-        meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if read_model_info(folder) is None:
         return f"no readable {folder / 'config.json'}"
-    weights = folder / "model.safetensors"
-    if meta.get("recipe") != json.loads(json.dumps(COURSE_BASE_RECIPE)):
-        return f"{folder} was trained with an older recipe"
-    if not weights.exists() or sha256_of(weights) != meta.get("sha256"):
-        return f"{weights} is missing or does not match its recorded sha256"
+    if read_model_folder(folder, recipe=COURSE_BASE_RECIPE) is None:
+        return f"{folder} holds a course-base of an older recipe, or weights that do not match their recorded sha256"
     return None
 
 
