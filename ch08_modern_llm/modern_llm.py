@@ -590,16 +590,8 @@ def stream_reply(chat_model, prompt, max_new_tokens, temperature=0.0, top_k=None
             logits = model(torch.tensor([[next_id]]), cache=cache, last_only=True)[:, -1]
 
 
-def smollm2_chat_loop(
-    chat_model,
-    input_stream=None,
-    output_stream=None,
-    temperature=0.7,
-    top_k=40,
-    max_new_tokens=256,
-    seed=None,
-    echo=False,
-):
+def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, temperature=0.7, top_k=40,
+                      max_new_tokens=256, seed=None, echo=False):  # fmt: skip
     """A terminal chat with a ``ChatModel``, as chapter 7's ``chat_loop``; returns the number of answers.
 
     One message per line from ``input_stream`` (default stdin); the answer streams to
@@ -614,8 +606,8 @@ def smollm2_chat_loop(
     inp, out = input_stream or sys.stdin, output_stream or sys.stdout
     if seed is not None:
         set_seed(seed)
-    messages, answers = [], 0
     out.write("Chat with SmolLM2-135M-Instruct. /reset starts over, /quit leaves.\n")
+    messages, answers = [], 0
     for message in read_messages(inp, out, echo):
         if message is None:  # /reset
             messages = []
