@@ -37,7 +37,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ch05_pretraining.pretraining import COURSE_BASE_RECIPE, course_base_texts
+from ch05_pretraining.pretraining import COURSE_BASE_RECIPE, course_base_texts, train_course_base_tokenizer
 from shared import (
     GPT_CONFIGS,
     GPTConfig,
@@ -184,8 +184,9 @@ def course_base_loaders(config, global_batch, rank, world_size):
     the validation loader is the same on every rank, so every rank measures the same loss.
     """
     train_text, val_text = course_base_texts()
-    train_set = GPTDataset(train_text, config.context_length, stride=config.context_length)
-    val_set = GPTDataset(val_text, config.context_length, stride=config.context_length)
+    tokenizer = train_course_base_tokenizer()  # course-base's own BPE: about a second, the same on every rank
+    train_set = GPTDataset(train_text, config.context_length, stride=config.context_length, tokenizer=tokenizer)
+    val_set = GPTDataset(val_text, config.context_length, stride=config.context_length, tokenizer=tokenizer)
     return distributed_loader(train_set, global_batch, rank, world_size), DataLoader(val_set, batch_size=global_batch)
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "course_base_config",
     "course_base_dir",
     "course_base_texts",
+    "end_of_text_id",
     "evaluate_model",
     "fast_path_options",
     "generate",
@@ -21,6 +22,7 @@ __all__ = [
     "load_course_base",
     "load_gpt2_weights",
     "load_pretrained",
+    "load_tokenizer",
     "lr_at_step",
     "read_model_folder",
     "read_model_info",
@@ -33,6 +35,7 @@ __all__ = [
     "top_k_filter",
     "top_p_filter",
     "train_course_base",
+    "train_course_base_tokenizer",
     "train_model",
     "unigram_baseline_loss",
 ]
@@ -56,6 +59,7 @@ from shared import (
     END_OF_TEXT,
     GPT_CONFIGS,
     REGISTRY,
+    BPETokenizer,
     FetchError,
     GPTConfig,
     GPTModel,
@@ -81,6 +85,15 @@ def text_to_token_ids(text, tokenizer):
     known = getattr(tokenizer, "special_tokens_set", None) or getattr(tokenizer, "special_tokens", ())
     ids = tokenizer.encode(text, allowed_special={END_OF_TEXT} & set(known))
     return torch.tensor(ids, dtype=torch.long).unsqueeze(0)
+
+
+def end_of_text_id(tokenizer):
+    """The id of ``<|endoftext|>`` in ``tokenizer`` (50256 in GPT-2's; the last id in course-base's).
+
+    Chapters 6 and 7 pad and stop generation with it, so they ask the tokenizer instead of
+    assuming GPT-2's number. A tokenizer without the marker raises ValueError.
+    """
+    return tokenizer.encode(END_OF_TEXT, allowed_special={END_OF_TEXT})[0]
 
 
 def token_ids_to_text(token_ids, tokenizer):
@@ -738,17 +751,17 @@ class PretrainSettings:
 
 # fmt: off
 COURSE_BASE_RECIPE = PretrainSettings(  # laid out as a table: the model, the data, the optimizer, the rest
-    config=GPTConfig(vocab_size=50257, context_length=256, emb_dim=128, n_heads=4, n_layers=6, drop_rate=0.0,
+    config=GPTConfig(vocab_size=4096, context_length=256, emb_dim=128, n_heads=4, n_layers=6, drop_rate=0.0,
                      qkv_bias=False, use_sdpa=False),
-    texts=("tinyshakespeare", "the-verdict"), val_fraction=0.1, batch_size=2, num_epochs=1, max_steps=260,
-    learning_rate=2e-3, min_learning_rate=2e-4, warmup_steps=10, weight_decay=0.1, grad_clip=1.0,
+    texts=("tinyshakespeare", "the-verdict"), val_fraction=0.1, batch_size=8, num_epochs=5, max_steps=600,
+    learning_rate=2e-3, min_learning_rate=2e-4, warmup_steps=20, weight_decay=0.1, grad_clip=1.0,
     embedding_std=0.02, sdpa=True, fused_adamw=True, eval_freq=100, eval_iter=4, seed=123,
 )
 # fmt: on
 
 
 def course_base_config():
-    """The GPTConfig of course-base (GPT-2 tokenizer, 256-token context, 6 blocks of width 128)."""
+    """The GPTConfig of course-base (its own 4,096-token vocabulary, 256-token context, 6 blocks of width 128)."""
     return COURSE_BASE_RECIPE.config
 
 
@@ -761,11 +774,22 @@ def course_base_texts():
     return train, val
 
 
-def train_course_base(progress=True):
-    """Pretrain course-base from scratch on the CPU; return (model, history).
+def train_course_base_tokenizer():
+    """course-base's tokenizer: chapter 2's byte-level BPE, trained on course-base's training text.
 
-    Deterministic: seeded, float32, CPU. Runs inside ``torch.random.fork_rng``, so the
-    caller's random state is the same afterwards as before.
+    Its ``config.vocab_size`` ids are the 256 bytes, the merges learned from the text, and
+    <|endoftext|> as the last id. Deterministic (the same text gives the same merges) and
+    fast: about a second.
+    """
+    train_text, _ = course_base_texts()
+    return BPETokenizer().train(train_text, course_base_config().vocab_size, special_tokens=[END_OF_TEXT])
+
+
+def train_course_base(tokenizer, progress=True):
+    """Pretrain course-base from scratch on the CPU, on text encoded by ``tokenizer``; return (model, history).
+
+    ``tokenizer`` is ``train_course_base_tokenizer()``. Deterministic: seeded, float32, CPU.
+    Runs inside ``torch.random.fork_rng``, so the caller's random state is the same afterwards.
     """
     recipe = COURSE_BASE_RECIPE
     config = course_base_config()
@@ -778,7 +802,10 @@ def train_course_base(progress=True):
         set_sdpa(model, recipe.sdpa)
         train_text, val_text = course_base_texts()
         loader_args = dict(
-            batch_size=recipe.batch_size, context_length=config.context_length, stride=config.context_length
+            batch_size=recipe.batch_size,
+            context_length=config.context_length,
+            stride=config.context_length,
+            tokenizer=tokenizer,
         )
         train_loader = create_dataloader(train_text, shuffle=True, drop_last=True, **loader_args)
         val_loader = create_dataloader(val_text, shuffle=False, drop_last=False, **loader_args)
@@ -795,7 +822,7 @@ def train_course_base(progress=True):
             recipe.eval_freq,
             recipe.eval_iter,
             start_context="ROMEO:",
-            tokenizer=gpt2_encoding(),
+            tokenizer=tokenizer,
             warmup_steps=recipe.warmup_steps,
             cosine_decay=True,
             min_lr=recipe.min_learning_rate,
@@ -808,13 +835,15 @@ def train_course_base(progress=True):
 
 
 # ch05_pretraining/pretraining.ipynb, 5.6 `course-base`: the course's own pretrained GPT
-def save_model_folder(model, folder, **info):
+def save_model_folder(model, folder, tokenizer=None, **info):
     """Save a GPTModel to ``folder`` as ``model.safetensors`` + ``config.json``, each atomically.
 
     config.json holds the GPTConfig, whether the output head is tied to the token embedding
     (a tied matrix is stored once), the weights' SHA-256 and any JSON-able ``info`` given
-    (e.g. the recipe and the final losses). It is written last: a folder without it holds
-    no model. Chapter 7 saves its fine-tuned models in the same format.
+    (e.g. the recipe and the final losses). A ``tokenizer`` (chapter 2's ``BPETokenizer``)
+    is saved beside them as ``tokenizer.json``, with its SHA-256 in config.json. config.json
+    is written last: a folder without it holds no model. Chapter 7 saves its fine-tuned
+    models in the same format.
     """
     from safetensors.torch import save
 
@@ -833,6 +862,8 @@ def save_model_folder(model, folder, **info):
         "torch": torch.__version__,
         **info,
     }
+    if tokenizer is not None:
+        meta["tokenizer_sha256"] = sha256_of(tokenizer.save(folder / "tokenizer.json"))
     atomic_write(folder / "config.json", json.dumps(meta, indent=2, default=_json_default))
 
 
@@ -853,8 +884,8 @@ def read_model_info(folder):
 def read_model_folder(folder, **expected):
     """The GPTModel saved in ``folder`` (eval mode, CPU), or None when it is missing or not intact.
 
-    Not intact: config.json is unreadable, the weights do not match their SHA-256, or an
-    entry of config.json differs from ``expected`` (compared as JSON, e.g.
+    Not intact: config.json is unreadable, the weights (or the tokenizer saved with them) do
+    not match their SHA-256, or an entry of config.json differs from ``expected`` (compared as JSON, e.g.
     ``recipe=COURSE_BASE_RECIPE``: a model trained with another recipe does not count).
     """
     from safetensors.torch import load_file
@@ -862,6 +893,9 @@ def read_model_folder(folder, **expected):
     meta = read_model_info(folder)
     weights = Path(folder) / "model.safetensors"
     if meta is None or not weights.exists() or sha256_of(weights) != meta.get("sha256"):
+        return None
+    tokenizer = Path(folder) / "tokenizer.json"
+    if "tokenizer_sha256" in meta and (not tokenizer.exists() or sha256_of(tokenizer) != meta["tokenizer_sha256"]):
         return None
     if any(meta.get(key) != json.loads(json.dumps(value, default=_json_default)) for key, value in expected.items()):
         return None
@@ -890,15 +924,17 @@ def load_course_base(progress=True):
     """
     folder = course_base_dir()
     model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
-    if model is None:
+    if model is None or "tokenizer_sha256" not in read_model_info(folder):  # course-base needs its tokenizer
         print(
             f"course-base is not in the cache ({folder}); pretraining it now on Tiny Shakespeare "
             "+ The Verdict (under 3 minutes on a 2-core CPU, once per machine)"
         )
-        trained, history = train_course_base(progress=progress)
+        tokenizer = train_course_base_tokenizer()
+        trained, history = train_course_base(tokenizer, progress=progress)
         save_model_folder(
             trained,
             folder,
+            tokenizer,
             name="course-base",
             recipe=COURSE_BASE_RECIPE,
             steps=history["position"]["step"],
@@ -911,11 +947,25 @@ def load_course_base(progress=True):
     return model
 
 
+def load_tokenizer(name):
+    """The tokenizer that goes with ``load_pretrained(name)``.
+
+    course-base has its own vocabulary: chapter 2's ``BPETokenizer`` saved with the model
+    (trained with it when the cache lacks it). OpenAI's GPT-2 sizes use GPT-2's encoding.
+    """
+    if name == "course-base":
+        load_course_base()
+        return BPETokenizer.load(course_base_dir() / "tokenizer.json")
+    if name not in GPT2_WEIGHTS:
+        raise ValueError(f"unknown model {name!r}: choose 'course-base' or one of {', '.join(map(repr, GPT2_WEIGHTS))}")
+    return gpt2_encoding()
+
+
 # ch05_pretraining/pretraining.ipynb, 5.6 `course-base`: the course's own pretrained GPT
-def unigram_baseline_loss(train_ids, val_ids, vocab_size=50257):
+def unigram_baseline_loss(train_ids, val_ids, vocab_size):
     """Cross-entropy on ``val_ids`` of predicting every token by its ``train_ids`` frequency.
 
-    Both are 1-D LongTensors of token ids. Counts are add-one smoothed, so a token never seen
+    Both are 1-D LongTensors of token ids below ``vocab_size``. Counts are add-one smoothed, so a token never seen
     in training keeps a small probability. A model that uses context must beat this number.
     """
     counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1

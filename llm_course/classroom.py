@@ -179,7 +179,7 @@ def course_base_problem(folder: Path) -> str | None:
     """Why the cached course-base in ``folder`` cannot be used as it is (None: it can).
 
     The same test chapter 5 applies before loading it: the recipe it was trained with must be
-    the current one, and the weights must match the hash recorded beside them.
+    the current one, and the weights and the tokenizer must match the hashes recorded beside them.
     """
     from ch05_pretraining.pretraining import COURSE_BASE_RECIPE, read_model_folder, read_model_info
 
@@ -187,6 +187,8 @@ def course_base_problem(folder: Path) -> str | None:
         return f"no readable {folder / 'config.json'}"
     if read_model_folder(folder, recipe=COURSE_BASE_RECIPE) is None:
         return f"{folder} holds a course-base of an older recipe, or weights that do not match their recorded sha256"
+    if "tokenizer_sha256" not in read_model_info(folder):
+        return f"{folder} holds a course-base without its tokenizer (tokenizer.json)"
     return None
 
 
@@ -204,7 +206,7 @@ def _copy_course_base(dest: Path) -> list[str]:
             "(or `llm-course run`), then build the bundle again; without it every laptop pretrains "
             "its own copy the first time chapters 5-7 need it."
         ]
-    for name in ("config.json", "model.safetensors"):
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
         _copy_file(source / name, dest / name)
     if course_base_problem(dest):
         raise BundleError(f"the copy of course-base in {dest} does not match {source}: {course_base_problem(dest)}")

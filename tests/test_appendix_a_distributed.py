@@ -264,8 +264,8 @@ def test_documented_command_trains_and_rank0_writes_one_checkpoint(tmp_path):
     assert len(checksums) == 1, "both ranks must end with the same weights"
     log = json.loads((tmp_path / "log.json").read_text())
     assert log["position"]["step"] == 20 and log["segments"][0]["processes"] == 2
-    assert log["history"]["val_losses"][-1] < 10.0, (
-        "20 steps must move the loss below a uniform guess (ln 50257 = 10.8)"
+    assert log["history"]["val_losses"][-1] < 8.0, (
+        "20 steps must move the loss below a uniform guess (course-base's ln 4096 = 8.3)"
     )
 
 

@@ -696,7 +696,7 @@ def test_course_base_is_identical_cold_and_warm_and_keeps_the_random_state(tiny_
     cold = load_pretrained("course-base")
     assert torch.equal(torch.rand(3), expected_torch) and random.random() == expected_python
     assert "pretraining it now" in capsys.readouterr().out
-    assert sorted(p.name for p in tiny_course_base.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in tiny_course_base.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
 
     warm = load_pretrained("course-base")
     assert capsys.readouterr().out == ""  # nothing to train
@@ -723,6 +723,29 @@ def test_course_base_retrains_when_the_cache_is_damaged_or_stale(tiny_course_bas
     changed = load_pretrained("course-base")
     assert "pretraining it now" in capsys.readouterr().out
     assert not torch.equal(first.tok_emb.weight, changed.tok_emb.weight)
+
+
+def test_course_base_keeps_its_own_tokenizer_beside_the_weights(tiny_course_base):
+    from shared import BPETokenizer, gpt2_encoding
+
+    load_pretrained("course-base")
+    tokenizer = ch05.load_tokenizer("course-base")
+    assert isinstance(tokenizer, BPETokenizer) and tokenizer.vocab_size == ch05.course_base_config().vocab_size
+    assert ch05.end_of_text_id(tokenizer) == tokenizer.vocab_size - 1  # the last id
+    assert ch05.end_of_text_id(gpt2_encoding()) == 50256
+    text = "ROMEO: Thou art\n<|endoftext|>Every effort"
+    assert tokenizer.decode(tokenizer.encode(text, allowed_special="all")) == text
+    (tiny_course_base / "tokenizer.json").write_text("{}")  # damaged: the folder no longer counts
+    assert ch05.read_model_folder(tiny_course_base, recipe=ch05.COURSE_BASE_RECIPE) is None
+    with pytest.raises(ValueError, match="unknown model 'gpt-5'"):
+        ch05.load_tokenizer("gpt-5")
+
+
+def test_end_of_text_id_refuses_a_tokenizer_without_the_marker():
+    from shared import BPETokenizer
+
+    with pytest.raises(ValueError, match="endoftext"):
+        ch05.end_of_text_id(BPETokenizer())
 
 
 def test_unigram_baseline_matches_a_hand_computation():

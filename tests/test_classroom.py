@@ -44,12 +44,12 @@ def save_course_base(folder: Path) -> None:
     """A course-base in the cache layout, with random weights: loading it must not need training."""
     import torch
 
-    from shared import COURSE_BASE_RECIPE, GPTModel, course_base_config, save_model_folder
+    from shared import COURSE_BASE_RECIPE, GPTModel, course_base_config, save_model_folder, train_course_base_tokenizer
 
     torch.manual_seed(0)
     model = GPTModel(course_base_config())
     model.out_head.weight = model.tok_emb.weight
-    save_model_folder(model, folder, name="course-base", recipe=COURSE_BASE_RECIPE)
+    save_model_folder(model, folder, train_course_base_tokenizer(), name="course-base", recipe=COURSE_BASE_RECIPE)
 
 
 @pytest.fixture(scope="module")
