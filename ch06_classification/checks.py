@@ -13,10 +13,15 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from shared import SpamDataset, calc_accuracy_loader, gpt2_encoding, prepare_spam_splits
+from shared import SPAM_SETTINGS, SpamDataset, calc_accuracy_loader, load_tokenizer, prepare_spam_splits, settings
 from shared.exercises import call_safely, is_integer, is_number, not_answered, report
 
 NOT_ANSWERED = "Not answered yet: replace the `None`s with your answers, then run the check again."
+
+
+def chapter_tokenizer():
+    """The tokenizer the chapter encodes messages with: its base model's own (course-base's in ``quick``)."""
+    return load_tokenizer(SPAM_SETTINGS[settings().profile].base_model)
 
 
 @lru_cache(maxsize=4)
@@ -28,7 +33,7 @@ def _dataset(split: str, max_length: int | None = None) -> SpamDataset:
     paths = prepare_spam_splits(seed=123)
     if max_length is None and split != "train":
         max_length = _dataset("train").max_length
-    return SpamDataset(paths[split], gpt2_encoding(), max_length=max_length)
+    return SpamDataset(paths[split], chapter_tokenizer(), max_length=max_length)
 
 
 def _model_problem(name, model):

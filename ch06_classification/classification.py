@@ -5,7 +5,6 @@
 
 __all__ = [
     "CLASS_NAMES",
-    "PAD_TOKEN_ID",
     "SPAM_SETTINGS",
     "SPLIT_NAMES",
     "SpamDataset",
@@ -42,11 +41,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from shared import END_OF_TEXT_ID, atomic_write, fetch, settings
+from shared import atomic_write, end_of_text_id, fetch, settings
 
 CLASS_NAMES = ("ham", "spam")  # class index -> label name; "ham" is the data set's word for "not spam"
 SPLIT_NAMES = ("train", "validation", "test")
-PAD_TOKEN_ID = END_OF_TEXT_ID  # GPT-2's <|endoftext|>, reused as the padding token
 
 
 # ch06_classification/classification.ipynb, 6.2.1 A pitfall: the file is tab-separated, but not CSV
@@ -122,69 +120,7 @@ def prepare_spam_splits(seed: int = 123, folder: Path | None = None) -> dict:
     return paths
 
 
-# ch06_classification/classification.ipynb, 6.3 From messages to batches: `SpamDataset`
-def pad_or_truncate(token_ids: list[int], max_length: int, pad_token_id: int = PAD_TOKEN_ID) -> list[int]:
-    """Exactly ``max_length`` ids: the first ``max_length`` of ``token_ids``, padded at the end."""
-    return token_ids[:max_length] + [pad_token_id] * (max_length - len(token_ids))
-
-
-def check_length(max_length: int, context_length: int | None) -> None:
-    """Raise ValueError unless 1 <= max_length <= context_length (when a context is given)."""
-    if max_length < 1:
-        raise ValueError(f"max_length must be at least 1, got {max_length}")
-    if context_length is not None and max_length > context_length:
-        raise ValueError(
-            f"max_length {max_length} is longer than the model's context_length {context_length}: "
-            f"use max_length <= {context_length}"
-        )
-
-
-class SpamDataset(Dataset):
-    """Labelled messages as equal-length rows of GPT-2 token ids.
-
-    ``data``: a CSV path or DataFrame with columns ``label`` (a name in CLASS_NAMES) and ``text``.
-    Each message is encoded with ``tokenizer`` and padded at the end with ``pad_token_id`` to
-    ``max_length`` tokens; a longer message keeps its first ``max_length`` tokens. With
-    ``max_length=None`` the length is that of the longest message, so nothing is truncated.
-    ``context_length`` (the model's) is checked when given: ``max_length`` may not exceed it,
-    and without ``max_length`` no message may be longer (pass ``max_length=context_length``
-    to truncate such messages on purpose). An empty or whitespace-only message is a ValueError.
-
-    ``dataset[i]`` -> (input_ids (max_length,) int64, label () int64: index into CLASS_NAMES).
-    """
-
-    def __init__(self, data, tokenizer, max_length=None, pad_token_id=PAD_TOKEN_ID, context_length=None):
-        df = data if isinstance(data, pd.DataFrame) else pd.read_csv(data, keep_default_na=False)
-        texts, labels = df["text"].tolist(), df["label"].tolist()
-        if not texts:
-            raise ValueError("the data holds no messages")
-        empty = [row for row, text in enumerate(texts) if not str(text).strip()]
-        if empty:
-            raise ValueError(f"{len(empty)} empty message(s), rows {empty[:5]}: drop them before building the dataset")
-        unknown = sorted(set(labels) - set(CLASS_NAMES))
-        if unknown:
-            raise ValueError(f"unknown label(s) {unknown}: every label must be one of {CLASS_NAMES}")
-        encoded = [tokenizer.encode(text) for text in texts]
-        if max_length is None:
-            max_length = max(len(ids) for ids in encoded)
-            if context_length is not None and max_length > context_length:
-                raise ValueError(
-                    f"the longest message has {max_length} tokens but the model's context_length is "
-                    f"{context_length}: pass max_length={context_length} to truncate longer messages"
-                )
-        check_length(max_length, context_length)
-        self.max_length = max_length
-        self.input_ids = torch.tensor([pad_or_truncate(ids, max_length, pad_token_id) for ids in encoded])
-        self.labels = torch.tensor([CLASS_NAMES.index(label) for label in labels])
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return self.input_ids[index], self.labels[index]
-
-
-# ch06_classification/classification.ipynb, 6.3 From messages to batches: `SpamDataset`
+# ch06_classification/classification.ipynb, 6.2.3 Train, validation and test splits — without leaking duplicates
 @dataclass(frozen=True)
 class SpamSettings:
     """How chapter 6 fine-tunes the spam classifier in one profile (sections 6.5 and 6.7)."""
@@ -207,6 +143,69 @@ SPAM_SETTINGS = {  # per profile: the base model and the fine-tuning recipe (a t
                          num_epochs=5, linear_decay=False),
 }
 # fmt: on
+
+
+# ch06_classification/classification.ipynb, 6.3 From messages to batches: `SpamDataset`
+def pad_or_truncate(token_ids: list[int], max_length: int, pad_token_id: int) -> list[int]:
+    """Exactly ``max_length`` ids: the first ``max_length`` of ``token_ids``, padded at the end."""
+    return token_ids[:max_length] + [pad_token_id] * (max_length - len(token_ids))
+
+
+def check_length(max_length: int, context_length: int | None) -> None:
+    """Raise ValueError unless 1 <= max_length <= context_length (when a context is given)."""
+    if max_length < 1:
+        raise ValueError(f"max_length must be at least 1, got {max_length}")
+    if context_length is not None and max_length > context_length:
+        raise ValueError(
+            f"max_length {max_length} is longer than the model's context_length {context_length}: "
+            f"use max_length <= {context_length}"
+        )
+
+
+class SpamDataset(Dataset):
+    """Labelled messages as equal-length rows of token ids.
+
+    ``data``: a CSV path or DataFrame with columns ``label`` (a name in CLASS_NAMES) and ``text``.
+    Each message is encoded with ``tokenizer`` and padded at the end with ``pad_token_id``
+    (default: the tokenizer's <|endoftext|>) to ``max_length`` tokens; a longer message keeps its first ``max_length`` tokens. With
+    ``max_length=None`` the length is that of the longest message, so nothing is truncated.
+    ``context_length`` (the model's) is checked when given: ``max_length`` may not exceed it,
+    and without ``max_length`` no message may be longer (pass ``max_length=context_length``
+    to truncate such messages on purpose). An empty or whitespace-only message is a ValueError.
+
+    ``dataset[i]`` -> (input_ids (max_length,) int64, label () int64: index into CLASS_NAMES).
+    """
+
+    def __init__(self, data, tokenizer, max_length=None, pad_token_id=None, context_length=None):
+        df = data if isinstance(data, pd.DataFrame) else pd.read_csv(data, keep_default_na=False)
+        texts, labels = df["text"].tolist(), df["label"].tolist()
+        if not texts:
+            raise ValueError("the data holds no messages")
+        empty = [row for row, text in enumerate(texts) if not str(text).strip()]
+        if empty:
+            raise ValueError(f"{len(empty)} empty message(s), rows {empty[:5]}: drop them before building the dataset")
+        unknown = sorted(set(labels) - set(CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown label(s) {unknown}: every label must be one of {CLASS_NAMES}")
+        encoded = [tokenizer.encode(text) for text in texts]
+        if max_length is None:
+            max_length = max(len(ids) for ids in encoded)
+            if context_length is not None and max_length > context_length:
+                raise ValueError(
+                    f"the longest message has {max_length} tokens but the model's context_length is "
+                    f"{context_length}: pass max_length={context_length} to truncate longer messages"
+                )
+        check_length(max_length, context_length)
+        self.max_length = max_length
+        pad_token_id = end_of_text_id(tokenizer) if pad_token_id is None else pad_token_id
+        self.input_ids = torch.tensor([pad_or_truncate(ids, max_length, pad_token_id) for ids in encoded])
+        self.labels = torch.tensor([CLASS_NAMES.index(label) for label in labels])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.input_ids[index], self.labels[index]
 
 
 # ch06_classification/classification.ipynb, 6.5 Model surgery: a classification head
@@ -329,7 +328,7 @@ def train_classifier(
 # ch06_classification/classification.ipynb, 6.7.1 The recipe in one call
 from torch.utils.data import DataLoader
 
-from shared import fast_path_options, get_device, gpt2_encoding, load_pretrained, set_sdpa, set_seed
+from shared import fast_path_options, get_device, load_pretrained, load_tokenizer, set_sdpa, set_seed
 
 
 def finetune_spam_classifier(profile=None, device=None, prepare_model=None, seed=123, recipe=None):
@@ -346,7 +345,7 @@ def finetune_spam_classifier(profile=None, device=None, prepare_model=None, seed
     """
     recipe = recipe or SPAM_SETTINGS[settings(profile).profile]
     device = device or get_device()
-    tokenizer, paths = gpt2_encoding(), prepare_spam_splits(seed=123)
+    tokenizer, paths = load_tokenizer(recipe.base_model), prepare_spam_splits(seed=123)
     model = load_pretrained(recipe.base_model)
     train_ds = SpamDataset(paths["train"], tokenizer, context_length=model.config.context_length)
     loaders = {
@@ -440,11 +439,12 @@ def reinitialise_weights(model: nn.Module, seed: int = 123) -> nn.Module:
 
 # ch06_classification/classification.ipynb, 6.8 Using the classifier
 @torch.no_grad()
-def classify_text(text, model, tokenizer, device, max_length=None, pad_token_id=PAD_TOKEN_ID) -> str:
+def classify_text(text, model, tokenizer, device, max_length=None, pad_token_id=None) -> str:
     """The predicted class name of one message: "spam" or "ham" (see CLASS_NAMES).
 
     The message is encoded with ``tokenizer`` and, when ``max_length`` is given, padded at the end
-    or truncated to exactly ``max_length`` tokens. Pass the training set's ``max_length``: the
+    (with ``pad_token_id``, default the tokenizer's <|endoftext|>, as in ``SpamDataset``) or
+    truncated to exactly ``max_length`` tokens. Pass the training set's ``max_length``: the
     model learned to read a message at the last position of a row padded that way. Without
     ``max_length`` the message is used as it is. Raises ValueError for an empty message, for
     ``max_length`` above the model's context length, or (without ``max_length``) for a message
@@ -462,6 +462,7 @@ def classify_text(text, model, tokenizer, device, max_length=None, pad_token_id=
             )
         max_length = len(token_ids)
     check_length(max_length, context_length)
+    pad_token_id = end_of_text_id(tokenizer) if pad_token_id is None else pad_token_id
     input_batch = torch.tensor([pad_or_truncate(token_ids, max_length, pad_token_id)], device=device)
     model.eval()
     return CLASS_NAMES[class_logits(model, input_batch).argmax(dim=-1).item()]

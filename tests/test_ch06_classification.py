@@ -36,11 +36,15 @@ TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=2, n_l
 
 
 class WordTokenizer:
-    """A hand-made tokenizer: each whitespace-separated word is one id from a fixed table."""
+    """A hand-made tokenizer: each whitespace-separated word is one id from a fixed table.
+
+    Its end-of-text marker has GPT-2's id, 50256: the padding ``SpamDataset`` asks the tokenizer for.
+    """
 
     vocab = {"win": 1, "cash": 2, "now": 3, "see": 4, "you": 5, "at": 6, "lunch": 7, "free": 8, "prize": 9}
+    vocab["<|endoftext|>"] = 50256
 
-    def encode(self, text):
+    def encode(self, text, allowed_special=frozenset()):
         return [self.vocab[word] for word in text.split()]
 
 
@@ -358,6 +362,7 @@ def test_finetune_spam_classifier_trains_what_the_hook_leaves_trainable(tmp_path
     torch.manual_seed(0)
     base = GPTModel(GPTConfig(vocab_size=50257, context_length=128, emb_dim=8, n_heads=2, n_layers=1, drop_rate=0.0))
     monkeypatch.setattr(classification, "load_pretrained", lambda name: base)
+    monkeypatch.setattr(classification, "load_tokenizer", lambda name: gpt2_encoding())
     seen = {}
 
     def head_only(model):
@@ -414,6 +419,7 @@ def test_finetune_spam_classifier_seed_changes_the_run_not_the_data(tmp_path, mo
         return GPTModel(config)
 
     monkeypatch.setattr(classification, "load_pretrained", base)
+    monkeypatch.setattr(classification, "load_tokenizer", lambda name: gpt2_encoding())
     FAST = dataclasses.replace(SPAM_SETTINGS["quick"], num_epochs=1, batch_size=64)
     runs = {seed: classification.finetune_spam_classifier("quick", "cpu", seed=seed, recipe=FAST) for seed in (1, 2)}
     again = classification.finetune_spam_classifier("quick", "cpu", seed=1, recipe=FAST)
@@ -444,6 +450,16 @@ def _message_key(row):
     while ids and ids[-1] == PAD:
         ids.pop()
     return tuple(ids)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gpt2_tokenized_checks():
+    """The checks encode with GPT-2's tokenizer here, as the tiny test models and the fixtures below do."""
+    checks._dataset.cache_clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checks, "chapter_tokenizer", gpt2_encoding)
+        yield
+    checks._dataset.cache_clear()
 
 
 @pytest.fixture(scope="module")

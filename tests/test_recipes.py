@@ -48,6 +48,7 @@ def empty_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def spam_recipe(empty_cache, monkeypatch):
     monkeypatch.setattr(ch06, "load_pretrained", tiny_base)
+    monkeypatch.setattr(ch06, "load_tokenizer", lambda name: gpt2_encoding())
     recipe = dataclasses.replace(ch06.SPAM_SETTINGS["quick"], batch_size=16, max_steps=6)
     monkeypatch.setitem(ch06.SPAM_SETTINGS, "quick", recipe)
     return recipe
@@ -128,6 +129,7 @@ def instruction_recipe(empty_cache, monkeypatch):
     entries = ch07.load_instruction_data()[:200]
     monkeypatch.setattr(ch07, "load_instruction_data", lambda: list(entries))
     monkeypatch.setattr(ch07, "load_pretrained", tiny_base)
+    monkeypatch.setattr(ch07, "load_tokenizer", lambda name: gpt2_encoding())
     recipe = dataclasses.replace(ch07.FINETUNE_SETTINGS["quick"], batch_size=8, max_steps=5)
     monkeypatch.setitem(ch07.FINETUNE_SETTINGS, "quick", recipe)
     return recipe
