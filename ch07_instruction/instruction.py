@@ -18,6 +18,7 @@ __all__ = [
     "RANGE",
     "RESPONSE_HEADER",
     "UnparseableReply",
+    "baseline_answers",
     "chat_loop",
     "chat_prompt",
     "exact_match",
@@ -29,6 +30,7 @@ __all__ = [
     "generate_responses",
     "instruction_collate",
     "instruction_model_dir",
+    "instruction_question",
     "judge_prompt",
     "judge_responses",
     "load_instruction_data",
@@ -70,11 +72,12 @@ from shared import (
     END_OF_TEXT_ID,
     KVCache,
     atomic_write,
+    end_of_text_id,
     fetch,
     generate,
     get_device,
-    gpt2_encoding,
     load_pretrained,
+    load_tokenizer,
     read_model_folder,
     sample_next_token,
     save_model_folder,
@@ -103,7 +106,7 @@ class FinetuneSettings:
 
 # fmt: off
 FINETUNE_SETTINGS = {  # per profile (a table: one profile per entry)
-    "quick": FinetuneSettings("course-base", num_epochs=2, batch_size=8, learning_rate=2e-3,
+    "quick": FinetuneSettings("course-base", num_epochs=6, batch_size=8, learning_rate=2e-3,
                               weight_decay=0.1, max_new_tokens=48, mask_prompt=False),
     "book": FinetuneSettings("gpt2-medium (355M)", num_epochs=2, batch_size=8, learning_rate=5e-5,
                              weight_decay=0.1, max_new_tokens=256, mask_prompt=False),
@@ -236,10 +239,16 @@ def make_instruction_loaders(
 
     The training loader shuffles with its own seeded generator (the same order on
     every run) and drops the last incomplete batch; sequences longer than the
-    model's ``context_length`` are cut to it by the collate function, and
-    ``mask_prompt`` is handed on to it.
+    model's ``context_length`` are cut to it by the collate function, which pads
+    with the tokenizer's <|endoftext|>, and ``mask_prompt`` is handed on to it.
     """
-    collate = partial(instruction_collate, allowed_max_length=context_length, device=device, mask_prompt=mask_prompt)
+    collate = partial(
+        instruction_collate,
+        pad_token_id=end_of_text_id(tokenizer),
+        allowed_max_length=context_length,
+        device=device,
+        mask_prompt=mask_prompt,
+    )
     train_loader = DataLoader(
         InstructionDataset(train_entries, tokenizer),
         batch_size=batch_size,
@@ -297,7 +306,7 @@ def finetune_instruction_model(profile=None, device=None, prepare_model=None, re
     """
     recipe = recipe or FINETUNE_SETTINGS[settings(profile).profile]
     device = device or get_device()
-    tokenizer = gpt2_encoding()
+    tokenizer = load_tokenizer(recipe.base_model)
     train_entries, _, val_entries = split_entries(load_instruction_data(), seed=123)
     model = load_pretrained(recipe.base_model).to(device)
     if prepare_model is not None:
@@ -355,7 +364,7 @@ def generate_response(model, tokenizer, prompt, max_new_tokens, temperature=0.0,
         context_size=model.config.context_length,
         temperature=temperature,
         top_k=top_k,
-        eos_id=END_OF_TEXT_ID,
+        eos_id=end_of_text_id(tokenizer),
         use_cache=True,
     )
     return extract_response(token_ids_to_text(out, tokenizer), header=header)
@@ -448,6 +457,32 @@ def score_responses(responses, references):
     return pd.DataFrame(
         {name: [metric(p, r) for p, r in zip(responses, references)] for name, metric in METRICS.items()}
     )
+
+
+# ch07_instruction/instruction.ipynb, 7.8 Evaluation that works offline
+def instruction_question(entry):
+    """A data entry as one question: the instruction, then its input (if any)."""
+    return entry["instruction"] + (f"\n\n{entry['input']}" if entry["input"] else "")
+
+
+def baseline_answers(train_entries, entries):
+    """Answers to ``entries`` that need no model: {baseline name: one answer per entry}.
+
+    The replies are explained in section 7.8; only ``train_entries`` (never the test
+    references) are used to build them.
+    """
+    openings = Counter(" ".join(entry["output"].split()[:2]) for entry in train_entries)
+
+    def nearest(entry):
+        question = instruction_question(entry)
+        return max(train_entries, key=lambda t: token_f1(instruction_question(t), question))["output"]
+
+    return {
+        "most common opening": [openings.most_common(1)[0][0]] * len(entries),
+        "echo": [instruction_question(entry) for entry in entries],
+        "input, else instruction": [entry["input"] or entry["instruction"] for entry in entries],
+        "nearest training example": [nearest(entry) for entry in entries],
+    }
 
 
 # ch07_instruction/instruction.ipynb, 7.8.1 An LLM as the judge (optional, needs Ollama)
@@ -596,13 +631,13 @@ def load_instruction_model(profile=None, device=None, train_if_missing=True):
 
 
 # ch07_instruction/instruction.ipynb, 7.10 Saving the model, and a chat
-def stream_tokens(model, idx, max_new_tokens, temperature=0.0, top_k=None, eos_id=END_OF_TEXT_ID):
+def stream_tokens(model, idx, max_new_tokens, temperature=0.0, top_k=None, eos_id=None):
     """Yield new token ids (ints) one at a time, as soon as each is chosen.
 
     idx (1, prompt_tokens) on the model's device. The prompt is read once into a
     key/value cache; every later step feeds only the newest token, so each token
     costs the same no matter how long the conversation is. Stops before ``eos_id``
-    or after ``max_new_tokens`` tokens. The prompt plus ``max_new_tokens`` must fit
+    (the tokenizer's ``end_of_text_id``; None: never) or after ``max_new_tokens`` tokens. The prompt plus ``max_new_tokens`` must fit
     in the model's context.
     """
     context_length = model.config.context_length
@@ -637,7 +672,7 @@ def _stream_answer(model, tokenizer, idx, max_new_tokens, temperature, top_k, ou
     ends the answer (as in ``extract_response``).
     """
     ids, shown, count, section = [], "", 0, None
-    for token_id in stream_tokens(model, idx, max_new_tokens, temperature, top_k):
+    for token_id in stream_tokens(model, idx, max_new_tokens, temperature, top_k, end_of_text_id(tokenizer)):
         ids.append(token_id)
         count += 1
         text = tokenizer.decode(ids)
@@ -695,14 +730,16 @@ def chat_loop(
     max_new_tokens=128,
     seed=None,
     echo=False,
+    remember=False,
 ):
     """A terminal chat with an instruction-tuned model; returns the number of answers given.
 
     Reads one message per line from ``input_stream`` (default stdin) and streams the
-    answer to ``output_stream`` (default stdout) token by token. Every turn is an
-    Alpaca prompt; earlier turns stay in the prompt, oldest dropped first (with a
-    note) when the model's context would overflow. ``/reset`` forgets the
-    conversation, ``/quit`` or end of input leaves. ``temperature`` 0 is greedy;
+    answer to ``output_stream`` (default stdout) token by token. Every message is one
+    Alpaca prompt, answered on its own, as in fine-tuning: the course's models learned
+    single instructions, not conversations. ``remember=True`` keeps earlier turns in
+    the prompt, oldest dropped first (with a note) when the model's context would
+    overflow; ``/reset`` forgets them. ``/quit`` or end of input leaves. ``temperature`` 0 is greedy;
     ``seed`` makes sampling repeatable. ``echo=True`` repeats each message after the
     prompt, for input that is not typed (a file, a pipe, a StringIO).
     """
@@ -715,7 +752,8 @@ def chat_loop(
     context_length = model.config.context_length
     reserve = min(max_new_tokens, context_length // 2)  # room kept for the answer
     history, answers = [], 0
-    out.write("Chat with the instruction-tuned model. /reset starts over, /quit leaves.\n")
+    memory = "earlier turns stay in the prompt, /reset forgets them" if remember else "each message stands alone"
+    out.write(f"Chat with the instruction-tuned model ({memory}). /quit leaves.\n")
     for message in read_messages(inp, out, echo):
         if message is None:  # /reset
             history = []
@@ -737,7 +775,8 @@ def chat_loop(
         answer, cut = _stream_answer(model, tokenizer, idx, limit, temperature, top_k, out)
         if cut:
             out.write(f"(answer stopped at {limit} tokens)\n")
-        history.append((message, answer))
+        if remember:
+            history.append((message, answer))
         answers += 1
     out.write("Bye.\n")
     out.flush()

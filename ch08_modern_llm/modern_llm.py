@@ -17,17 +17,14 @@ __all__ = [
     "attention_mask",
     "config_from_gguf",
     "decode_from_model",
-    "echo_answers",
     "encode_for_model",
     "generate_batch",
     "gguf_state_dict",
     "hf_state_dict",
-    "instruction_question",
     "load_gguf_chat_model",
     "load_hf_llama",
     "load_llama_state",
     "load_smollm2",
-    "nearest_training_answers",
     "read_gguf",
     "render_chat",
     "rope_tables",
@@ -629,25 +626,3 @@ def smollm2_chat_loop(chat_model, input_stream=None, output_stream=None, tempera
     out.write("Bye.\n")
     out.flush()
     return answers
-
-
-# ch08_modern_llm/modern_llm.ipynb, 8.11 Evaluation on chapter 7's test set
-def instruction_question(entry):
-    """A chapter 7 data entry as one chat message: the instruction, then its input (if any)."""
-    return entry["instruction"] + (f"\n\n{entry['input']}" if entry["input"] else "")
-
-
-def echo_answers(entries):
-    """The echo baseline: every test item answered with its own question."""
-    return [instruction_question(entry) for entry in entries]
-
-
-def nearest_training_answers(train_entries, entries):
-    """The nearest-example baseline: the reference answer of the training item whose question
-    overlaps most (token-F1) with each test item's question."""
-
-    def nearest(entry):
-        question = instruction_question(entry)
-        return max(train_entries, key=lambda t: token_f1(instruction_question(t), question))["output"]
-
-    return [nearest(entry) for entry in entries]

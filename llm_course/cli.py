@@ -160,9 +160,9 @@ def _rehearse(profile, args) -> int:
 
 
 def cmd_chat(args) -> int:
+    from ch05_pretraining import pretraining as ch05
     from ch07_instruction import instruction as ch07
     from llm_course.pipeline import INSTRUCT_MODEL_DIR, read_run_model
-    from shared.data import gpt2_encoding
     from shared.runtime import get_device
 
     _use_profile(args.profile)
@@ -178,7 +178,8 @@ def cmd_chat(args) -> int:
             )
     else:
         model = ch07.load_instruction_model(profile, device)  # fine-tunes it first if it is not cached
-    ch07.chat_loop(model, gpt2_encoding(), **_chat_options(args))
+    tokenizer = ch05.load_tokenizer(ch07.FINETUNE_SETTINGS[profile].base_model)
+    ch07.chat_loop(model, tokenizer, remember=args.remember, **_chat_options(args))
     return 0
 
 
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the course end to end (text -> chatbot) and write a report",
         description="Tokenizer check, base model, its evaluation, spam classifier, instruction "
-        "fine-tuning and its evaluation, SmolLM2-135M-Instruct and two baselines on "
+        "fine-tuning and its evaluation, SmolLM2-135M-Instruct and four baselines on "
         "the same test items (chapter 8; skipped when its file can't be had), the LLM "
         "judge (when an Ollama server answers), then DIR/report.md. Finished stages are stored in DIR/stages and "
         "reused while their inputs are unchanged; the judge server is looked for "
@@ -283,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--max-new-tokens", type=_at_least(int, 1), default=128, help="longest answer (default 128)")
     chat.add_argument("--seed", type=int, help="make the sampling repeatable")
+    chat.add_argument(
+        "--remember",
+        action="store_true",
+        help="keep earlier turns in the prompt (course models; they were fine-tuned on single instructions)",
+    )
     chat.set_defaults(func=cmd_chat)
 
     pretrain = sub.add_parser(

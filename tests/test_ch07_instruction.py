@@ -19,6 +19,7 @@ import torch
 
 from ch07_instruction.instruction import (
     JudgeError,
+    baseline_answers,
     chat_loop,
     exact_match,
     generate_response,
@@ -360,6 +361,25 @@ def run_chat(model, script, **kwargs):
     return answers, out
 
 
+def test_baseline_answers_need_no_model_and_never_see_the_test_references():
+    train = [
+        {"instruction": "Give a synonym for 'fast'.", "input": "", "output": "A synonym for 'fast' is 'quick'."},
+        {"instruction": "Give a synonym for 'big'.", "input": "", "output": "A synonym for 'big' is 'large'."},
+        {"instruction": "Correct the grammar.", "input": "He go home.", "output": "He goes home."},
+    ]
+    test = [
+        {"instruction": "Give a synonym for 'small'.", "input": "", "output": "SECRET"},
+        {"instruction": "Make it passive.", "input": "The cat ate the fish.", "output": "SECRET"},
+    ]
+    answers = baseline_answers(train, test)
+    assert list(answers) == ["most common opening", "echo", "input, else instruction", "nearest training example"]
+    assert answers["most common opening"] == ["A synonym", "A synonym"]  # two of the three training answers
+    assert answers["echo"] == ["Give a synonym for 'small'.", "Make it passive.\n\nThe cat ate the fish."]
+    assert answers["input, else instruction"] == ["Give a synonym for 'small'.", "The cat ate the fish."]
+    assert answers["nearest training example"][0] in {train[0]["output"], train[1]["output"]}
+    assert not any("SECRET" in answer for replies in answers.values() for answer in replies)
+
+
 def test_stream_tokens_matches_generate_with_and_without_cache():
     model, tokenizer = tiny_model(), gpt2_encoding()
     idx = torch.tensor([tokenizer.encode(format_input({"instruction": "Name a colour."}))])
@@ -397,11 +417,20 @@ def prompt_lengths(model):
     return lengths
 
 
-def test_chat_keeps_history_and_reset_forgets_it():
+def test_chat_answers_each_message_on_its_own_by_default():
     tokenizer = gpt2_encoding()
     model = tiny_model(context_length=512)
     lengths = prompt_lengths(model)
-    run_chat(model, "Hi.\nAnd now?\n/reset\nAnd now?\n/quit\n", max_new_tokens=5)
+    _, out = run_chat(model, "Hi.\nAnd now?\n/quit\n", max_new_tokens=5)
+    assert lengths == [len(tokenizer.encode(format_input({"instruction": m}))) for m in ("Hi.", "And now?")]
+    assert "each message stands alone" in out.getvalue()
+
+
+def test_chat_with_remember_keeps_history_and_reset_forgets_it():
+    tokenizer = gpt2_encoding()
+    model = tiny_model(context_length=512)
+    lengths = prompt_lengths(model)
+    run_chat(model, "Hi.\nAnd now?\n/reset\nAnd now?\n/quit\n", max_new_tokens=5, remember=True)
     fresh = len(tokenizer.encode(format_input({"instruction": "And now?"})))
     assert len(lengths) == 3
     assert lengths[1] > fresh  # the second turn's prompt holds the first turn
@@ -410,7 +439,7 @@ def test_chat_keeps_history_and_reset_forgets_it():
 
 def test_chat_drops_the_oldest_turn_when_the_context_is_full():
     model = tiny_model(context_length=96)
-    _, out = run_chat(model, "Hi.\nHello.\n/quit\n", max_new_tokens=20)
+    _, out = run_chat(model, "Hi.\nHello.\n/quit\n", max_new_tokens=20, remember=True)
     assert "oldest turn dropped" in out.getvalue()
 
 
@@ -474,6 +503,7 @@ def test_finetune_instruction_model_trains_what_the_hook_leaves_trainable(monkey
     torch.manual_seed(0)
     base = GPTModel(GPTConfig(vocab_size=50257, context_length=32, emb_dim=8, n_heads=2, n_layers=1, drop_rate=0.0))
     monkeypatch.setattr(instruction, "load_pretrained", lambda name: base)
+    monkeypatch.setattr(instruction, "load_tokenizer", lambda name: gpt2_encoding())
     seen = {}
 
     def freeze_positions(model):
