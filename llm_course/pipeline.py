@@ -2,7 +2,7 @@
 
 The stages (``llm_course.stages``) run in order: tokenizer check, base model, its evaluation,
 spam classifier, instruction fine-tuning, instruction evaluation, SmolLM2-135M-Instruct
-(chapter 8) and two baselines on the same test items, LLM judge; then ``DIR/report.md`` and
+(chapter 8) and four baselines on the same test items, LLM judge; then ``DIR/report.md`` and
 its plots are written.
 
 Caching. Each stage has a fingerprint: the sha256 of its inputs, i.e. its name, the
@@ -446,13 +446,17 @@ def write_report(ctx, records, timings):
         "## 3. Base model evaluation",
         "",
         "Cross-entropy (nats per token) on the validation part of `course_base_texts()`, against a unigram "
-        "model (every token predicted by its training frequency).",
+        "model on the same tokens (every token predicted by its training frequency). Bits per byte compare "
+        "models whose tokenizers differ.",
         "",
     ]
     rows = [
         (
             m["name"],
             f"{m['val_loss']:.3f}",
+            f"{m['unigram_loss']:.3f}",
+            f"{m['unigram_loss'] - m['val_loss']:.3f}",
+            f"{m['bits_per_byte']:.3f}",
             f"{m['perplexity']:,.1f}",
             f"{m['val_tokens']:,}",
             f"{m['eval_tokens_per_s']:,.0f}",
@@ -460,9 +464,18 @@ def write_report(ctx, records, timings):
         )
         for m in ev["models"]
     ]
-    rows.append(("unigram baseline", f"{ev['unigram_loss']:.3f}", f"{ev['unigram_perplexity']:,.1f}", "", "", ""))
     lines += _table(
-        ["model", "validation loss", "perplexity", "validation tokens", "evaluation tokens/s", "generation tokens/s"],
+        [
+            "model",
+            "validation loss",
+            "unigram baseline",
+            "gap",
+            "bits per byte",
+            "perplexity",
+            "validation tokens",
+            "evaluation tokens/s",
+            "generation tokens/s",
+        ],
         rows,
     )
     lines += ["", f"Samples (temperature 0.8, top-k 40, {plan.sample_tokens} tokens, seed {plan.seed}):", ""]
@@ -514,8 +527,9 @@ def write_report(ctx, records, timings):
         "",
         f"Greedy answers (at most {ie['max_new_tokens']} tokens) to {ie['examples']} test instructions, "
         "scored against the reference answers: the base model and its fine-tuned version (chapter 7), "
-        "two baselines that need no model (echo: the question itself; nearest training example: the "
-        "answer to the most similar training question), and SmolLM2-135M-Instruct, a pretrained "
+        "chapter 7's four baselines that need no model (most common opening: the same two words for every "
+        "item; echo: the question itself; input, else instruction; nearest training example: the answer to "
+        "the most similar training question), and SmolLM2-135M-Instruct, a pretrained "
         "assistant run on chapter 8's code. A model that does not beat the baselines has learned little "
         "that these word-overlap metrics can see.",
         "",

@@ -175,7 +175,9 @@ def pretrain_base(ctx):
             meta = ch05.read_model_info(ch05.course_base_dir())
             info["source"] = "reused from the course cache" if meta == before else "pretrained now (chapter 5)"
             info.update({key: meta[key] for key in ("steps", "tokens_seen", "final_train_loss", "final_val_loss")})
-            artifacts += [str(ch05.course_base_dir() / file) for file in ("model.safetensors", "config.json")]
+            artifacts += [
+                str(ch05.course_base_dir() / file) for file in ("model.safetensors", "config.json", "tokenizer.json")
+            ]
         else:
             info["source"] = "OpenAI's GPT-2 weights (data registry)"
         models.append(info)
@@ -200,23 +202,28 @@ def base_eval_data(profile):
 
 
 def evaluate_base(ctx):
-    """Validation loss/perplexity vs the unigram baseline, throughput and samples (chapter 5)."""
+    """Validation loss/perplexity vs the unigram baseline, bits per byte, throughput and samples (chapter 5).
+
+    Each model is measured in its own tokens (course-base has its own vocabulary, GPT-2 its
+    own), against a unigram baseline on the same tokens; bits per byte compares across tokenizers.
+    """
     import torch
 
-    plan, tokenizer = ctx.plan, gpt2_encoding()
+    plan = ctx.plan
     train_text, val_text = ch05.course_base_texts()
-
-    def ids(text):
-        return torch.tensor(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
-
-    baseline = ch05.unigram_baseline_loss(ids(train_text), ids(val_text))
+    val_bytes = len(val_text.encode("utf-8"))
     models = []
     for name in base_models(ctx.profile):
+        tokenizer = ch05.load_tokenizer(name)
+        train_ids, val_ids = (
+            torch.tensor(tokenizer.encode(text, allowed_special={"<|endoftext|>"})) for text in (train_text, val_text)
+        )
         model = ch05.load_pretrained(name).to(ctx.device).eval()
+        baseline = ch05.unigram_baseline_loss(train_ids, val_ids, model.config.vocab_size)
         context = model.config.context_length
         window = min(plan.eval_context or context, context)
         loader = ch02.create_dataloader(
-            val_text,
+            val_ids,
             batch_size=plan.eval_batch_size,
             context_length=window,
             stride=window,
@@ -243,18 +250,20 @@ def evaluate_base(ctx):
                 "name": name,
                 "val_loss": loss,
                 "perplexity": math.exp(loss),
+                "unigram_loss": baseline,
+                "bits_per_byte": loss * len(val_ids) / (val_bytes * math.log(2)),
                 "val_tokens": eval_tokens,
                 "eval_tokens_per_s": eval_tokens / eval_seconds,
                 "generate_tokens_per_s": generated / gen_seconds,
                 "samples": samples,
             }
         )
-    return {"unigram_loss": baseline, "unigram_perplexity": math.exp(baseline), "models": models}
+    return {"models": models}
 
 
 def _eval_summary(result):
     return "; ".join(
-        f"{m['name']} val loss {m['val_loss']:.3f} (unigram {result['unigram_loss']:.3f}), "
+        f"{m['name']} val loss {m['val_loss']:.3f} (unigram {m['unigram_loss']:.3f}), "
         f"{m['generate_tokens_per_s']:,.0f} tokens/s"
         for m in result["models"]
     )
@@ -340,7 +349,7 @@ def evaluate_instructions(ctx):
     """Chapter 7, sections 7.7-7.8: answers of the base and the fine-tuned model to the test split, scored."""
     ft = ch07.FINETUNE_SETTINGS[ctx.profile]
     _, entries, max_new_tokens = _test_items(ctx)
-    tokenizer = gpt2_encoding()
+    tokenizer = ch05.load_tokenizer(ft.base_model)
     tuned = read_run_model(ctx.out, ctx.device)
     if tuned is None:
         raise PipelineError(f"no intact fine-tuned model in {ctx.out / INSTRUCT_MODEL_DIR}: run again with --fresh")
@@ -364,7 +373,7 @@ def _eval_instructions_summary(result):
     return f"ROUGE-L {base:.3f} -> {tuned:.3f} (base -> fine-tuned)"
 
 
-# --- 7. a real pretrained assistant and two baselines --------------------------------------------
+# --- 7. a real pretrained assistant and four baselines -------------------------------------------
 
 
 def smollm2_at_hand(ctx):
@@ -376,18 +385,15 @@ def smollm2_at_hand(ctx):
 
 
 def evaluate_references(ctx):
-    """Chapter 8, section 8.11: two baselines and SmolLM2-135M-Instruct on the test items of stage 6.
+    """Chapter 7's four baselines (section 7.8) and chapter 8's SmolLM2-135M-Instruct on the test items of stage 6.
 
-    The echo and nearest-training-example baselines need no model. SmolLM2 answers each
+    The baselines need no model. SmolLM2 answers each
     question as a chat message, greedily and at the same length as the course's models; when
     its file can't be had (no mirror, no cache, no package index) that row is skipped and the
     result says how to get it.
     """
     train_entries, entries, max_new_tokens = _test_items(ctx)
-    answers = {
-        "echo": ch08.echo_answers(entries),
-        "nearest training example": ch08.nearest_training_answers(train_entries, entries),
-    }
+    answers = ch07.baseline_answers(train_entries, entries)
     result = {"examples": len(entries), "max_new_tokens": max_new_tokens}
     try:
         assistant = ch08.load_smollm2()
@@ -397,7 +403,7 @@ def evaluate_references(ctx):
             "(online), or point LLM_COURSE_MIRROR at the course data, then run again"
         )
     else:
-        questions = [ch08.instruction_question(entry) for entry in entries]
+        questions = [ch07.instruction_question(entry) for entry in entries]
         answers["SmolLM2-135M-Instruct"] = assistant.answer(questions, max_new_tokens=max_new_tokens)
         result["smollm2_examples"] = answers["SmolLM2-135M-Instruct"][: ctx.plan.report_examples]
     references = [entry["output"] for entry in entries]
@@ -564,7 +570,7 @@ STAGES = [
     ),
     Stage(
         "smollm2-eval",
-        "answering the test instructions with SmolLM2 (chapter 8) and two baselines",
+        "answering the test instructions with SmolLM2 (chapter 8) and four baselines",
         evaluate_references,
         _references_summary,
         recipe=lambda profile: {

@@ -197,8 +197,11 @@ def test_report_has_every_section_and_the_numbers_of_the_records(run):
     for name, row in zip(r["spam"]["class_names"], r["spam"]["confusion"]):
         assert f"| true {name} | {row[0]} | {row[1]} |" in report
     model = r["base-eval"]["models"][0]
-    assert f"| course-base | {model['val_loss']:.3f} | {model['perplexity']:,.1f} |" in report
-    assert f"| unigram baseline | {r['base-eval']['unigram_loss']:.3f} |" in report
+    gap = model["unigram_loss"] - model["val_loss"]
+    assert (
+        f"| course-base | {model['val_loss']:.3f} | {model['unigram_loss']:.3f} | {gap:.3f} | "
+        f"{model['bits_per_byte']:.3f} | {model['perplexity']:,.1f} |" in report
+    )
     assert f"{model['generate_tokens_per_s']:,.0f} |" in report
     for metric, base in r["instruct-eval"]["scores"]["base"].items():
         tuned = r["instruct-eval"]["scores"]["fine-tuned"][metric]
@@ -217,10 +220,11 @@ def test_report_has_every_section_and_the_numbers_of_the_records(run):
         assert f"]({plot})" in report
         assert (run.out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ref = r["smollm2-eval"]
-    assert set(ref["scores"]) == {"echo", "nearest training example", "SmolLM2-135M-Instruct"}
+    baselines = ("most common opening", "echo", "input, else instruction", "nearest training example")
+    assert list(ref["scores"]) == [*baselines, "SmolLM2-135M-Instruct"]
     for metric in r["instruct-eval"]["scores"]["base"]:
         row = [r["instruct-eval"]["scores"][name][metric] for name in ("base", "fine-tuned")]
-        row += [ref["scores"][name][metric] for name in ("echo", "nearest training example", "SmolLM2-135M-Instruct")]
+        row += [ref["scores"][name][metric] for name in (*baselines, "SmolLM2-135M-Instruct")]
         assert "| " + " | ".join([metric] + [f"{x:.3f}" for x in row]) + " |" in report, metric
     assert ref["scores"]["echo"]["token_f1"] > 0.1  # the echo repeats words the references share
     assert f"  - SmolLM2-135M-Instruct: {ref['smollm2_examples'][0][:40]}" in report
@@ -251,7 +255,10 @@ def test_without_smollm2_its_row_is_skipped_with_how_to_get_it_and_comes_once_th
     report = (copy / "report.md").read_text()
     assert "SmolLM2-135M-Instruct: skipped (could not fetch 'smollm2-135m-instruct'" in report
     assert "`llm-course fetch smollm2-135m-instruct`" in report
-    assert "| metric | base | fine-tuned | echo | nearest training example |\n" in report
+    assert (
+        "| metric | base | fine-tuned | most common opening | echo | input, else instruction | "
+        "nearest training example |\n" in report
+    )
     assert "| SmolLM2-135M-Instruct |" not in report  # no column for a model that did not answer
 
     stdout, lines = run_again(copy)  # the file is at hand again

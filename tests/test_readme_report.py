@@ -1,8 +1,8 @@
 """The README's report excerpt is what the report writer makes of a real run's records.
 
 ``tests/fixtures/quick_run/`` holds what ``llm_course.pipeline.write_report`` reads from a
-real ``llm-course run`` (profile ``quick``, a 2-core CPU; every stage ran, course-base came
-from the course cache): each stage's record
+real ``llm-course run`` (profile ``quick``, a 2-core CPU, an empty cache: every stage ran,
+course-base was pretrained): each stage's record
 (``stages/<name>.json``, the fields the report uses) and the answers the report quotes
 (``instruction_responses.json``). Both READMEs show, between two markers, the report's
 title and the sections named in ``SECTIONS``, as the writer renders them from that fixture,
