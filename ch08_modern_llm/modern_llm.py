@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from shared import BPETokenizer, KVCache, fetch, gpt2_byte_alphabet, sample_next_token, token_f1
+from shared import BPETokenizer, KVCache, fetch, gpt2_byte_alphabet, sample_next_token
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ def _rehearse(profile, args) -> int:
 def cmd_chat(args) -> int:
     from ch05_pretraining import pretraining as ch05
     from ch07_instruction import instruction as ch07
-    from llm_course.pipeline import INSTRUCT_MODEL_DIR, read_run_model
+    from llm_course.pipeline import INSTRUCT_MODEL_DIR, read_run_model, read_run_tokenizer
     from shared.runtime import get_device
 
     _use_profile(args.profile)
@@ -176,9 +176,10 @@ def cmd_chat(args) -> int:
                 f"no fine-tuned model in {Path(args.run) / INSTRUCT_MODEL_DIR}: "
                 f"run `llm-course run --out {args.run}` first"
             )
+        tokenizer = read_run_tokenizer(args.run)
     else:
         model = ch07.load_instruction_model(profile, device)  # fine-tunes it first if it is not cached
-    tokenizer = ch05.load_tokenizer(ch07.FINETUNE_SETTINGS[profile].base_model)
+        tokenizer = ch05.load_tokenizer(ch07.FINETUNE_SETTINGS[profile].base_model)
     ch07.chat_loop(model, tokenizer, remember=args.remember, **_chat_options(args))
     return 0
 

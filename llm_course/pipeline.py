@@ -49,6 +49,7 @@ from llm_course.stages import (
     RunContext,
     judge_line,
     read_run_model,
+    read_run_tokenizer,
 )
 from shared.config import PROFILES, settings
 from shared.data import REGISTRY, entries_for, fetch, sha256_of
@@ -59,7 +60,15 @@ from shared.runtime import get_device
 
 REPORT = "report.md"
 
-__all__ = ["PipelineError", "run_pipeline", "default_out", "ensure_writable", "read_run_model", "INSTRUCT_MODEL_DIR"]
+__all__ = [
+    "PipelineError",
+    "run_pipeline",
+    "default_out",
+    "ensure_writable",
+    "read_run_model",
+    "read_run_tokenizer",
+    "INSTRUCT_MODEL_DIR",
+]
 
 
 def default_out(profile):

@@ -309,9 +309,12 @@ def finetune_instructions(ctx):
     recipe = capped(ch07.FINETUNE_SETTINGS[ctx.profile], ctx.plan)
     model, history = ch07.finetune_instruction_model(ctx.profile, ctx.device, recipe=recipe)
     folder = ctx.out / INSTRUCT_MODEL_DIR
+    tokenizer = ch05.load_tokenizer(recipe.base_model)
+    own_tokenizer = isinstance(tokenizer, ch02.BPETokenizer)  # course-base's; GPT-2's needs no copy
     ch05.save_model_folder(
         model,
         folder,
+        tokenizer if own_tokenizer else None,
         profile=ctx.profile,
         base_model=ch07.FINETUNE_SETTINGS[ctx.profile].base_model,
         val_loss=history["val_losses"][-1],
@@ -320,7 +323,10 @@ def finetune_instructions(ctx):
         "history": _history(history, ("steps", "tokens_seen", "train_losses", "val_losses")),
         "steps": history["position"]["step"],
         "model_dir": INSTRUCT_MODEL_DIR,
-        "artifacts": [f"{INSTRUCT_MODEL_DIR}/model.safetensors", f"{INSTRUCT_MODEL_DIR}/config.json"],
+        "artifacts": [
+            f"{INSTRUCT_MODEL_DIR}/{name}"
+            for name in ("model.safetensors", "config.json") + (("tokenizer.json",) if own_tokenizer else ())
+        ],
     }
 
 
@@ -343,6 +349,12 @@ def read_run_model(run_dir, device=None):
     """The instruction-tuned model a run saved in ``run_dir`` (eval mode), or None if there is none."""
     model = ch05.read_model_folder(Path(run_dir) / INSTRUCT_MODEL_DIR)
     return None if model is None else model.to(device or "cpu").eval()
+
+
+def read_run_tokenizer(run_dir):
+    """The tokenizer of that model: the one saved beside it (course-base's vocabulary), else GPT-2's."""
+    path = Path(run_dir) / INSTRUCT_MODEL_DIR / "tokenizer.json"
+    return ch02.BPETokenizer.load(path) if path.exists() else gpt2_encoding()
 
 
 def evaluate_instructions(ctx):

@@ -47,7 +47,7 @@ TINY_BASE = dataclasses.replace(
     warmup_steps=2,
     eval_freq=12,
     eval_iter=2,
-    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=128, emb_dim=32, n_heads=2, n_layers=2),
+    config=dataclasses.replace(ch05.COURSE_BASE_RECIPE.config, context_length=160, emb_dim=32, n_heads=2, n_layers=2),
 )
 NO_JUDGE = closed_port_url().removesuffix("/file")  # nothing listens there: the judge is skipped
 TINY_PLAN = stages.RunPlan(
@@ -324,12 +324,14 @@ def test_a_deleted_course_base_reruns_the_base_stage_and_says_why(run, tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(run.out, copy)
     files = run.records["base"]["artifacts"]
-    assert sorted(os.path.basename(path) for path in files) == ["config.json", "model.safetensors"]
+    assert sorted(os.path.basename(path) for path in files) == ["config.json", "model.safetensors", "tokenizer.json"]
     shutil.rmtree(ch05.course_base_dir())
     code, stdout, stderr = llm_course("run", "--out", copy)
     assert code == 0, stderr
     announced = next(line for line in stdout.splitlines() if re.match(r"\[\d/\d\] base .*\.\.\.$", line))
-    assert re.search(r"\(file \S+/course-base/(model\.safetensors|config\.json) is missing\)", announced), announced
+    assert re.search(
+        r"\(file \S+/course-base/(model\.safetensors|config\.json|tokenizer\.json) is missing\)", announced
+    ), announced
     lines = stage_lines(stdout)
     assert "pretrained now (chapter 5)" in lines["base"] and not lines["base"].endswith("(cached)")
     redone = json.loads((copy / "stages" / "base.json").read_text())
