@@ -27,16 +27,14 @@ __all__ = [
 # ch02_tokenization/tokenization.ipynb, setup
 import heapq
 import json
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from shared import fetch, gpt2_encoding
+from shared import atomic_write, fetch, gpt2_encoding
 
 
 # ch02_tokenization/tokenization.ipynb, 2.3 Converting tokens into token IDs
@@ -568,9 +566,7 @@ class BPETokenizer:
         return data.decode("utf-8", errors="replace")
 
     def save(self, path) -> Path:
-        """Write the vocabulary to a JSON file, atomically (temporary file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the vocabulary to a JSON file, atomically (``atomic_write``: temporary file + rename)."""
         content = {
             "format": self.file_format,
             "version": 1,
@@ -578,15 +574,7 @@ class BPETokenizer:
             "merges": [list(pair) for pair in self.merges],
             "special_tokens": list(self.special_tokens),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(content, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, json.dumps(content))
 
     @classmethod
     def load(cls, path) -> "BPETokenizer":

@@ -263,7 +263,16 @@ def make_instruction_loaders(
 
 # ch07_instruction/instruction.ipynb, 7.6 Fine-tuning
 def finetune(
-    model, train_loader, val_loader, recipe, device, eval_freq=20, eval_iter=5, start_context=None, tokenizer=None
+    model,
+    train_loader,
+    val_loader,
+    recipe,
+    device,
+    eval_freq=20,
+    eval_iter=5,
+    start_context=None,
+    tokenizer=None,
+    progress=True,
 ):
     """Fine-tune ``model`` in place with chapter 5's ``train_model``; return its history.
 
@@ -271,7 +280,7 @@ def finetune(
     rate and weight decay, a short linear warmup, then a cosine decay to a tenth of the
     peak, and gradient clipping. With
     ``start_context`` (a prompt) and ``tokenizer``, prints the model's greedy answer
-    after every epoch.
+    after every epoch. ``progress=False`` trains silently.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
@@ -291,16 +300,17 @@ def finetune(
         min_lr=recipe.learning_rate / 10,
         grad_clip=1.0,
         max_steps=recipe.max_steps,
+        progress=progress,
     )
 
 
-def finetune_instruction_model(profile=None, device=None, prepare_model=None, recipe=None):
+def finetune_instruction_model(profile=None, device=None, prepare_model=None, recipe=None, progress=True):
     """Sections 7.2-7.6 in one call: data, split, loaders, base model and fine-tuning.
 
     ``recipe`` replaces the profile's FinetuneSettings (e.g. ``dataclasses.replace(FINETUNE_SETTINGS["quick"],
     learning_rate=5e-3)``). ``prepare_model`` (optional) receives the base model on ``device``
     before the optimizer is built and returns the model to fine-tune; only the parameters that
-    then have ``requires_grad`` are trained.
+    then have ``requires_grad`` are trained. ``progress=False`` trains silently.
     Returns (model, history), the model in eval mode on ``device``. Data, split, seeds
     and settings are the chapter's, so the notebook's cells give the same numbers.
     """
@@ -321,7 +331,7 @@ def finetune_instruction_model(profile=None, device=None, prepare_model=None, re
         mask_prompt=recipe.mask_prompt,
     )
     set_seed(123)
-    history = finetune(model, train_loader, val_loader, recipe, device)
+    history = finetune(model, train_loader, val_loader, recipe, device, progress=progress)
     return model.eval(), history
 
 
