@@ -26,6 +26,7 @@ __all__ = [
     "lr_at_step",
     "read_model_folder",
     "read_model_info",
+    "read_model_tokenizer",
     "sample_next_token",
     "save_checkpoint",
     "save_model_folder",
@@ -881,23 +882,33 @@ def read_model_info(folder):
         return None
 
 
-def read_model_folder(folder, **expected):
+def _intact_model_info(folder, with_tokenizer, expected):
+    """``folder``'s config.json if its entries match ``expected`` and the tokenizer saved with the model
+    (required when ``with_tokenizer``) matches its SHA-256; else None. The weights are not read."""
+    meta = read_model_info(folder)
+    if meta is None or any(
+        meta.get(key) != json.loads(json.dumps(value, default=_json_default)) for key, value in expected.items()
+    ):
+        return None
+    if "tokenizer_sha256" not in meta:
+        return None if with_tokenizer else meta
+    tokenizer = Path(folder) / "tokenizer.json"
+    return meta if tokenizer.exists() and sha256_of(tokenizer) == meta["tokenizer_sha256"] else None
+
+
+def read_model_folder(folder, with_tokenizer=False, **expected):
     """The GPTModel saved in ``folder`` (eval mode, CPU), or None when it is missing or not intact.
 
     Not intact: config.json is unreadable, the weights (or the tokenizer saved with them) do
-    not match their SHA-256, or an entry of config.json differs from ``expected`` (compared as JSON, e.g.
-    ``recipe=COURSE_BASE_RECIPE``: a model trained with another recipe does not count).
+    not match their SHA-256, an entry of config.json differs from ``expected`` (compared as JSON, e.g.
+    ``recipe=COURSE_BASE_RECIPE``: a model trained with another recipe does not count), or
+    ``with_tokenizer`` is set and no tokenizer was saved with the model.
     """
     from safetensors.torch import load_file
 
-    meta = read_model_info(folder)
+    meta = _intact_model_info(folder, with_tokenizer, expected)
     weights = Path(folder) / "model.safetensors"
     if meta is None or not weights.exists() or sha256_of(weights) != meta.get("sha256"):
-        return None
-    tokenizer = Path(folder) / "tokenizer.json"
-    if "tokenizer_sha256" in meta and (not tokenizer.exists() or sha256_of(tokenizer) != meta["tokenizer_sha256"]):
-        return None
-    if any(meta.get(key) != json.loads(json.dumps(value, default=_json_default)) for key, value in expected.items()):
         return None
     with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten anyway
         model = GPTModel(GPTConfig(**meta["config"]))
@@ -908,6 +919,13 @@ def read_model_folder(folder, **expected):
     _check_state_dict(model, state, f"{weights}")
     model.load_state_dict(state)
     return model.eval()
+
+
+def read_model_tokenizer(folder, **expected):
+    """The tokenizer saved with the model in ``folder`` (a ``BPETokenizer``), or None when there is none,
+    it does not match its SHA-256 or config.json differs from ``expected``. Reads no weights."""
+    meta = _intact_model_info(folder, True, expected)
+    return None if meta is None else BPETokenizer.load(Path(folder) / "tokenizer.json")
 
 
 def course_base_dir():
@@ -923,8 +941,8 @@ def load_course_base(progress=True):
     it does; the caller's random state is left unchanged either way.
     """
     folder = course_base_dir()
-    model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
-    if model is None or "tokenizer_sha256" not in read_model_info(folder):  # course-base needs its tokenizer
+    model = read_model_folder(folder, with_tokenizer=True, recipe=COURSE_BASE_RECIPE)
+    if model is None:
         print(
             f"course-base is not in the cache ({folder}); pretraining it now on Tiny Shakespeare "
             "+ The Verdict (under 3 minutes on a 2-core CPU, once per machine)"
@@ -942,7 +960,7 @@ def load_course_base(progress=True):
             final_train_loss=history["train_losses"][-1],
             final_val_loss=history["val_losses"][-1],
         )
-        model = read_model_folder(folder, recipe=COURSE_BASE_RECIPE)
+        model = read_model_folder(folder, with_tokenizer=True, recipe=COURSE_BASE_RECIPE)
         print(f"saved course-base to {folder}")
     return model
 
@@ -954,8 +972,11 @@ def load_tokenizer(name):
     (trained with it when the cache lacks it). OpenAI's GPT-2 sizes use GPT-2's encoding.
     """
     if name == "course-base":
-        load_course_base()
-        return BPETokenizer.load(course_base_dir() / "tokenizer.json")
+        tokenizer = read_model_tokenizer(course_base_dir(), recipe=COURSE_BASE_RECIPE)
+        if tokenizer is None:  # course-base is not trained yet (or damaged): the two are made together
+            load_course_base()
+            tokenizer = read_model_tokenizer(course_base_dir(), recipe=COURSE_BASE_RECIPE)
+        return tokenizer
     if name not in GPT2_WEIGHTS:
         raise ValueError(f"unknown model {name!r}: choose 'course-base' or one of {', '.join(map(repr, GPT2_WEIGHTS))}")
     return gpt2_encoding()

@@ -185,10 +185,11 @@ def course_base_problem(folder: Path) -> str | None:
 
     if read_model_info(folder) is None:
         return f"no readable {folder / 'config.json'}"
-    if read_model_folder(folder, recipe=COURSE_BASE_RECIPE) is None:
-        return f"{folder} holds a course-base of an older recipe, or weights that do not match their recorded sha256"
-    if "tokenizer_sha256" not in read_model_info(folder):
-        return f"{folder} holds a course-base without its tokenizer (tokenizer.json)"
+    if read_model_folder(folder, with_tokenizer=True, recipe=COURSE_BASE_RECIPE) is None:
+        return (
+            f"{folder} holds a course-base of an older recipe, without its tokenizer (tokenizer.json), "
+            "or with files that do not match their recorded sha256"
+        )
     return None
 
 

@@ -735,10 +735,33 @@ def test_course_base_keeps_its_own_tokenizer_beside_the_weights(tiny_course_base
     assert ch05.end_of_text_id(gpt2_encoding()) == 50256
     text = "ROMEO: Thou art\n<|endoftext|>Every effort"
     assert tokenizer.decode(tokenizer.encode(text, allowed_special="all")) == text
-    (tiny_course_base / "tokenizer.json").write_text("{}")  # damaged: the folder no longer counts
-    assert ch05.read_model_folder(tiny_course_base, recipe=ch05.COURSE_BASE_RECIPE) is None
     with pytest.raises(ValueError, match="unknown model 'gpt-5'"):
         ch05.load_tokenizer("gpt-5")
+
+
+def test_load_tokenizer_reads_no_weights_and_a_damaged_tokenizer_voids_the_folder(tiny_course_base, capsys):
+    load_pretrained("course-base")
+    expected = ch05.load_tokenizer("course-base").merges
+    (tiny_course_base / "model.safetensors").write_bytes(b"damaged")  # the tokenizer does not need the weights
+    capsys.readouterr()
+    assert ch05.load_tokenizer("course-base").merges == expected
+    assert capsys.readouterr().out == ""  # nothing retrained
+
+    load_pretrained("course-base")  # the damaged weights are retrained
+    (tiny_course_base / "tokenizer.json").write_text("{}")
+    assert ch05.read_model_folder(tiny_course_base, recipe=ch05.COURSE_BASE_RECIPE) is None
+    assert ch05.read_model_tokenizer(tiny_course_base) is None
+    capsys.readouterr()
+    assert ch05.load_tokenizer("course-base").merges == expected  # trained again, the same merges
+    assert "pretraining it now" in capsys.readouterr().out
+
+
+def test_with_tokenizer_requires_a_saved_tokenizer(tmp_path):
+    model = GPTModel(dataclasses.replace(ch05.course_base_config(), n_layers=1))
+    ch05.save_model_folder(model, tmp_path / "plain")
+    assert ch05.read_model_folder(tmp_path / "plain") is not None
+    assert ch05.read_model_folder(tmp_path / "plain", with_tokenizer=True) is None
+    assert ch05.read_model_tokenizer(tmp_path / "plain") is None
 
 
 def test_end_of_text_id_refuses_a_tokenizer_without_the_marker():

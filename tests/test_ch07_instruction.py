@@ -495,7 +495,7 @@ def test_save_responses_writes_entries_with_answers_next_to_them(tmp_path):
 
 
 def test_finetune_instruction_model_trains_what_the_hook_leaves_trainable(monkeypatch):
-    """The one-call recipe with a tiny base model, one short epoch, and a hook that freezes the position embedding."""
+    """The one-call recipe with a tiny base model, three steps, and a hook that freezes the position embedding."""
     from dataclasses import replace
 
     import ch07_instruction.instruction as instruction
@@ -512,7 +512,7 @@ def test_finetune_instruction_model_trains_what_the_hook_leaves_trainable(monkey
         seen["block"] = model.trf_blocks[0].ff.layers[0].weight.detach().clone()
         return model
 
-    ft = replace(instruction.FINETUNE_SETTINGS["quick"], num_epochs=1, batch_size=128)
+    ft = replace(instruction.FINETUNE_SETTINGS["quick"], num_epochs=1, batch_size=16, max_steps=3)
     model, history = instruction.finetune_instruction_model("quick", "cpu", prepare_model=freeze_positions, recipe=ft)
     assert torch.equal(model.pos_emb.weight, seen["pos"])
     assert not torch.equal(model.trf_blocks[0].ff.layers[0].weight, seen["block"])

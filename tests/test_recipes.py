@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from ch05_pretraining import pretraining as ch05
 from ch06_classification import classification as ch06
 from ch07_instruction import instruction as ch07
 from llm_course import stages
@@ -129,7 +130,8 @@ def instruction_recipe(empty_cache, monkeypatch):
     entries = ch07.load_instruction_data()[:200]
     monkeypatch.setattr(ch07, "load_instruction_data", lambda: list(entries))
     monkeypatch.setattr(ch07, "load_pretrained", tiny_base)
-    monkeypatch.setattr(ch07, "load_tokenizer", lambda name: gpt2_encoding())
+    for module in (ch05, ch07):  # the pipeline stage reads the tokenizer through chapter 5
+        monkeypatch.setattr(module, "load_tokenizer", lambda name: gpt2_encoding())
     recipe = dataclasses.replace(ch07.FINETUNE_SETTINGS["quick"], batch_size=8, max_steps=5)
     monkeypatch.setitem(ch07.FINETUNE_SETTINGS, "quick", recipe)
     return recipe
